@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make bench` and `make test`.
+# The first run creates .venv and installs torch + this package; later runs reuse it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.resnet-bench-installed
+
+# torch wheels that exist for Python 3.11 on this project's machines (x86_64: CUDA build from
+# the local wheel cache; aarch64: CPU build). Override with `make TORCH_PKGS="torch==X ..."`.
+ifeq ($(shell uname -m),aarch64)
+TORCH_PKGS ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
+endif
+
+.PHONY: bench test venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PKGS)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# The main job: the quick sweep on this machine's best device, written under results/runs/.
+bench: $(STAMP)
+	$(BIN)/resnet-bench run --preset quick
+
+# The test suite (GPU tests skip themselves without CUDA).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)
