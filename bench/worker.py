@@ -1,0 +1,48 @@
+"""The isolated measuring process: `python -m bench.worker` reads {"cases", "settings"} as JSON
+on stdin and writes one JSON line per event on its original stdout: {"event": "start", "key"}
+before a case and {"event": "row", "key", "row"} after it. Anything else the process prints
+(libraries, compilers) is sent to stderr so it cannot corrupt the protocol."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf -> None (JSON has no NaN), numpy scalars -> Python."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        return _clean(value.item())
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def main() -> int:
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints (C or Python) go to stderr
+    sys.stdout = sys.stderr
+    payload = json.load(sys.stdin)
+
+    from bench.cases import Case
+    from bench.runner import CaseRunner, RunSettings
+
+    settings = RunSettings.from_dict(payload["settings"])
+    runner = CaseRunner(settings)
+    for d in payload["cases"]:
+        case = Case.from_dict(d)
+        proto.write(json.dumps({"event": "start", "key": case.key()}) + "\n")
+        row = runner.run(case)
+        proto.write(json.dumps({"event": "row", "key": case.key(), "row": _clean(row)}) + "\n")
+    proto.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
