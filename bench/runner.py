@@ -259,8 +259,12 @@ def run_sweep(
     settings: RunSettings,
     on_row: RowSink,
     on_start: Callable[[Case], None] | None = None,
+    code_root: str | None = None,
 ) -> None:
-    """Run every case, calling `on_row` with each finished row as soon as it exists."""
+    """Run every case, calling `on_row` with each finished row as soon as it exists.
+
+    `code_root`: measure with the bench/resnet_impl code found there (e.g. a git worktree of
+    another revision, for the speed gate) instead of this installation's; needs isolation."""
     if not settings.isolate:
         runner = CaseRunner(settings)
         for case in cases:
@@ -269,21 +273,23 @@ def run_sweep(
             on_row(runner.run(case))
         return
     for group in group_by_model(cases):
-        _run_group_isolated(group, settings, on_row, on_start)
+        _run_group_isolated(group, settings, on_row, on_start, code_root)
 
 
 def _worker_command() -> list[str]:
     return [sys.executable, "-m", "bench.worker"]
 
 
-def _run_group_isolated(group: list[Case], settings: RunSettings, on_row: RowSink, on_start) -> None:
+def _run_group_isolated(group: list[Case], settings: RunSettings, on_row: RowSink, on_start,
+                        code_root: str | None = None) -> None:
     pending = list(group)
     while pending:
-        done_keys = _run_worker(pending, settings, on_row, on_start)
+        done_keys = _run_worker(pending, settings, on_row, on_start, code_root)
         pending = [c for c in pending if c.key() not in done_keys]
 
 
-def _run_worker(cases: list[Case], settings: RunSettings, on_row: RowSink, on_start) -> set[str]:
+def _run_worker(cases: list[Case], settings: RunSettings, on_row: RowSink, on_start,
+                code_root: str | None = None) -> set[str]:
     """Run `cases` in one worker process. Returns the keys that got a row (from the worker, or
     a `crashed`/`timeout` row made here for the case it died on). Stops at the first death:
     the caller restarts a fresh worker for the rest."""
@@ -293,7 +299,7 @@ def _run_worker(cases: list[Case], settings: RunSettings, on_row: RowSink, on_st
     with tempfile.TemporaryFile(mode="w+b") as errf:
         proc = subprocess.Popen(
             _worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errf,
-            start_new_session=True, env=_worker_env(),
+            start_new_session=True, env=_worker_env(code_root), cwd=code_root,
         )
         events: queue.Queue = queue.Queue()
         reader = threading.Thread(target=_read_events, args=(proc.stdout, events), daemon=True)
@@ -345,9 +351,9 @@ def _run_worker(cases: list[Case], settings: RunSettings, on_row: RowSink, on_st
                 _kill(proc)
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(code_root: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = code_root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
