@@ -49,6 +49,53 @@ def cmd_list(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- variant options
+def parse_overrides(items: list[str] | None) -> dict:
+    """--set KEY=VALUE ... -> {field: value}; ints, booleans and comma lists (layers) parsed."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set takes KEY=VALUE (e.g. --set stem=deep), got {item!r}")
+        key, value = key.strip(), value.strip()
+        if "," in value:
+            try:
+                out[key] = tuple(int(v) for v in value.split(","))
+            except ValueError:
+                raise UserError(f"--set {key}: expected comma-separated integers, got {value!r}") from None
+        elif value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+        else:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                out[key] = None if value.lower() == "none" else value
+    return out
+
+
+def validate_variants(models, overrides: dict, weights: str | None) -> None:
+    """Fail fast, before any measuring: overrides must be valid for every model and a checkpoint
+    must load strictly into every model (built once here on CPU)."""
+    import resnet_impl
+
+    for name in models:
+        try:
+            resnet_impl.get_spec(name).replace(**overrides)
+        except ValueError as e:
+            raise UserError(f"invalid --set for {name}: {e}") from None
+        if weights:
+            try:
+                resnet_impl.create_model(name, weights=weights, **overrides)
+            except ValueError as e:  # CheckpointError is a ValueError
+                raise UserError(f"--weights {weights} for {name}: {e}") from None
+
+
+def add_variant_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="override a spec field for every model, e.g. --set stride_at=1x1 --set stem=deep")
+    p.add_argument("--weights", help="local checkpoint (.pth state_dict) loaded strictly into every model")
+
+
 # ---------------------------------------------------------------- profile
 def cmd_profile(args) -> int:
     from bench import cases, render
@@ -56,9 +103,11 @@ def cmd_profile(args) -> int:
 
     names = cases.expand_models(args.models)
     size = cases.parse_positive_ints(str(args.image_size), "image size", cases.MIN_IMAGE_SIZE)[0]
+    overrides = parse_overrides(args.overrides)
+    validate_variants(names, overrides, None)
     rows = []
     for n in names:
-        row = profile_name(n, size).as_row()
+        row = profile_name(n, size, **overrides).as_row()
         row.update(model=n, image_size=size)
         rows.append(row)
     if args.format == "json":
@@ -105,13 +154,14 @@ def timing_config(args):
     kw = {}
     if args.max_time is not None:
         kw["max_time_s"] = args.max_time
+        kw["min_time_s"] = min(TimingConfig.min_time_s, args.max_time)
     if args.min_time is not None:
         kw["min_time_s"] = args.min_time
     if args.min_samples is not None:
         kw["min_samples"] = args.min_samples
     try:
         return TimingConfig(**kw)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise UserError(str(e)) from None
 
 
@@ -138,8 +188,12 @@ def cmd_run(args) -> int:
         raise UserError("--resume continues the saved sweep; drop the sweep flags (--models, --batch-sizes, ...)")
 
     device = C.resolve_device(args.device)
+    overrides = parse_overrides(args.overrides)
+    if args.resume and (overrides or args.weights):
+        raise UserError("--resume continues the saved sweep; drop --set/--weights")
     settings = RunSettings(timing=timing_config(args), threads=args.threads, isolate=args.isolate,
-                           case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff)
+                           case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff,
+                           overrides=overrides, weights=os.path.abspath(args.weights) if args.weights else None)
     import torch
 
     env = E.collect(device, settings.threads or torch.get_num_threads())
@@ -155,6 +209,7 @@ def cmd_run(args) -> int:
         writer.settings = dict(writer.settings)
     else:
         sweep = build_sweep(args, device)
+        validate_variants(sweep.models, settings.overrides, settings.weights)
         planned = sweep.cases()
         out = Path(args.out) if args.out else default_out_dir(device, args.preset if not args.models else "custom")
         meta = settings.to_dict() | {"planned_cases": [c.as_dict() for c in planned]}
@@ -265,11 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+", help="names or fnmatch patterns")
     p.add_argument("--image-size", default="224", help="input size in px (default 224)")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_variant_flags(p)
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("run", help="measure a sweep of cases")
     p.add_argument("--preset", default="quick", help=f"{', '.join(C.PRESETS)} (default quick)")
     add_sweep_flags(p)
+    add_variant_flags(p)
     p.add_argument("--out", help="directory for this run's results (default results/runs/<time>-<device>-<preset>)")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.add_argument("--resume", metavar="DIR", help="continue an interrupted run: measure only the cases not in DIR")

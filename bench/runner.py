@@ -46,6 +46,8 @@ class RunSettings:
     check_outputs: bool = True  # compare each mode's first output with eager fp32
     profile: bool = True  # count params/MACs/activations (fvcore) for each model and image size
     seed: int = 0
+    overrides: dict = field(default_factory=dict)  # spec field -> value, for every model (--set)
+    weights: str | None = None  # local checkpoint loaded strictly into every model (--weights)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -59,7 +61,8 @@ class RunSettings:
     def fingerprint_part(self) -> dict:
         """The settings that change what a row means (not isolation or time limits)."""
         return {"timing": dataclasses.asdict(self.timing), "threads": self.threads,
-                "check_outputs": self.check_outputs, "seed": self.seed}
+                "check_outputs": self.check_outputs, "seed": self.seed,
+                "overrides": self.overrides, "weights": self.weights}
 
 
 def base_row(case: Case, status: str, error: str = "") -> dict[str, Any]:
@@ -70,10 +73,10 @@ def base_row(case: Case, status: str, error: str = "") -> dict[str, Any]:
     return row
 
 
-def _spec_columns(name: str) -> dict[str, Any]:
+def _spec_columns(name: str, overrides: dict) -> dict[str, Any]:
     import resnet_impl
 
-    spec = resnet_impl.get_spec(name)
+    spec = resnet_impl.get_spec(name).replace(**overrides)
     return {
         "block": spec.block,
         "depth": spec.depth,
@@ -83,6 +86,7 @@ def _spec_columns(name: str) -> dict[str, Any]:
         "shortcut": spec.shortcut,
         "groups": spec.groups,
         "width_per_group": spec.width_per_group,
+        "overrides": ",".join(f"{k}={v}" for k, v in sorted(overrides.items())),
     }
 
 
@@ -121,7 +125,8 @@ class CaseRunner:
             self._models.clear()  # one model's weights at a time
             self._refs.clear()
             torch.manual_seed(self.settings.seed)
-            self._models[name] = resnet_impl.create_model(name)
+            self._models[name] = resnet_impl.create_model(
+                name, weights=self.settings.weights, **self.settings.overrides)
         return self._models[name]
 
     def profile_columns(self, name: str, image_size: int) -> dict:
@@ -129,7 +134,7 @@ class CaseRunner:
         if key not in self._profiles:
             from bench.profile import profile_model
 
-            prof = profile_model(copy.deepcopy(self.base_model(name)), image_size, name=name)
+            prof = profile_model(self.base_model(name), image_size, name=name)  # profiles a copy
             self._profiles[key] = prof.as_row()
         return self._profiles[key]
 
@@ -156,7 +161,7 @@ class CaseRunner:
 
         row = base_row(case, "ok")
         try:
-            row.update(_spec_columns(case.model))
+            row.update(_spec_columns(case.model, self.settings.overrides))
         except Exception as exc:  # unknown model reaching the worker: a row, not a crash
             row.update(status="error", error=_one_line(exc))
             return row
