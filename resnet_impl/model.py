@@ -1,0 +1,107 @@
+"""``ResNet``: one model class for every variant; the ``ResNetSpec`` says which."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import BLOCK_CLASSES, BasicBlock, Bottleneck, make_shortcut
+from .spec import ResNetSpec
+from .stems import make_stem_conv, make_stem_pool
+
+
+class ResNet(nn.Module):
+    """ResNet / ResNeXt / wide ResNet, v1 or v1.5, with classic or deep stems (letters c, d, s).
+
+    One class, configured by a frozen :class:`ResNetSpec` (variants are data):
+
+    * block: ``basic`` (ResNet-18/34) or ``bottleneck`` (50/101/152).
+    * ``stride_at``: where a downsampling bottleneck strides.
+      ``"1x1"`` = **v1** (He et al. 2015, the original Caffe model; names ``*_v1``);
+      ``"3x3"`` = **v1.5** (torchvision, NVIDIA, timm; the plain names ``resnet50`` ...).
+    * stem (timm's letters, He et al. "Bag of Tricks", 2019):
+      no letter = ``classic`` 7x7/2 conv, 64 wide;
+      **c** = ``deep`` stem, three 3x3 convs 32-32-64 (ResNet-C);
+      **d** = deep stem + ``avg`` shortcut, 2x2 avg-pool before the 1x1 conv (ResNet-D);
+      **s** = ``deep_base`` stem, 64-64-128 (PSPNet-style backbones).
+    * **ResNeXt** ``AxBd``: ``groups=A`` groups of width ``width_per_group=B`` in the 3x3 conv;
+      **wide** ``_2``: ``width_per_group=128``, the bottleneck twice as wide.
+
+    Layout and names are torchvision's (``conv1, bn1, relu, maxpool, layer1..layer4, avgpool,
+    fc``), deep stems are timm's (``conv1`` a Sequential), so torchvision and timm state_dicts
+    load with ``strict=True``. Any input of >= 32 px works (adaptive average pool before fc);
+    the feature map is 1/32 of the input.
+
+    Init (torchvision's): convs kaiming-normal (fan_out, relu), BN weight 1 bias 0, fc PyTorch's
+    default; ``zero_init_residual`` zeros the last BN weight of each block.
+    """
+
+    def __init__(self, spec: ResNetSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        block = BLOCK_CLASSES[spec.block]
+
+        # Stem: input /4. conv1 is a 7x7/2 conv (classic) or a Sequential of 3 convs (deep).
+        self.conv1 = make_stem_conv(spec.stem, spec.stem_channels)
+        self.bn1 = nn.BatchNorm2d(spec.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = make_stem_pool()
+
+        # Stages: planes 64, 128, 256, 512 (x expansion out); stride 1, 2, 2, 2 -> input /32.
+        inplanes = spec.inplanes
+        self.layer1, inplanes = self._make_layer(block, inplanes, 64, spec.layers[0], 1)
+        self.layer2, inplanes = self._make_layer(block, inplanes, 128, spec.layers[1], 2)
+        self.layer3, inplanes = self._make_layer(block, inplanes, 256, spec.layers[2], 2)
+        self.layer4, inplanes = self._make_layer(block, inplanes, 512, spec.layers[3], 2)
+
+        # Head.
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(inplanes, spec.num_classes)
+
+        self._init_weights()
+
+    def _make_layer(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        inplanes: int,
+        planes: int,
+        num_blocks: int,
+        stride: int,
+    ) -> tuple[nn.Sequential, int]:
+        spec = self.spec
+        outplanes = planes * block.expansion
+        downsample = None
+        if stride != 1 or inplanes != outplanes:
+            downsample = make_shortcut(spec.shortcut, inplanes, outplanes, stride)
+        kwargs = dict(groups=spec.groups, base_width=spec.width_per_group, stride_at=spec.stride_at)
+        blocks = [block(inplanes, planes, stride, downsample, **kwargs)]
+        blocks += [block(outplanes, planes, 1, None, **kwargs) for _ in range(1, num_blocks)]
+        return nn.Sequential(*blocks), outplanes
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.spec.zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    m.zero_init_last()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, num_features, ceil-ish H/32, W/32), before pooling."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        return self.layer4(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> logits (N, num_classes)."""
+        x = self.avgpool(self.forward_features(x))
+        return self.fc(torch.flatten(x, 1))
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec.name!r}"
