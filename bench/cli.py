@@ -167,7 +167,12 @@ def timing_config(args):
 
 def default_out_dir(device: str, preset: str) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path("results") / "runs" / f"{stamp}-{device}-{preset}"
+    base = Path("results") / "runs" / f"{stamp}-{device}-{preset}"
+    out, n = base, 1
+    while out.exists():  # never reuse an earlier run's directory
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 def cmd_run(args) -> int:
