@@ -517,15 +517,22 @@ def _run(
 def reset_peak_memory(device: str = "cpu") -> None:
     """Reset the peak-memory counter read by :func:`peak_memory_mb`.
 
-    CUDA: ``torch.cuda.reset_peak_memory_stats(device)``. CPU: a no-op, because the peak RSS
-    of a process (``ru_maxrss``) cannot be reset: it is process-wide and only grows, which is
-    why the runner measures each case in its own subprocess.
+    CUDA: ``torch.cuda.reset_peak_memory_stats(device)``. CPU on Linux: writes ``5`` to
+    ``/proc/self/clear_refs``, which resets the process's peak RSS (VmHWM) to its current RSS,
+    so the next reading is the peak of this case (still including the interpreter and torch
+    already resident). Elsewhere a no-op: ``ru_maxrss`` only grows.
     """
     dev = str(device)
     if dev.startswith("cuda"):
         import torch
 
         torch.cuda.reset_peak_memory_stats(torch.device(dev))
+    else:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
 
 
 def peak_memory_mb(device: str = "cpu") -> float:
@@ -535,8 +542,9 @@ def peak_memory_mb(device: str = "cpu") -> float:
     allocator since the last :func:`reset_peak_memory` (not the allocator's reserved pool, not
     the CUDA context). CPU: peak resident set size of this whole process since it started
     (Linux ``getrusage(RUSAGE_SELF).ru_maxrss``, which is in KiB; bytes on macOS; psutil's
-    ``peak_wset`` on Windows). It is process-wide and monotone (includes the interpreter, torch,
-    and everything measured before), so compare cases only when each ran in a fresh subprocess.
+    ``peak_wset`` on Windows). On Linux VmHWM from /proc/self/status is read instead, which
+    :func:`reset_peak_memory` can reset between cases; ``ru_maxrss`` is process-wide and monotone.
+    Either way it includes the interpreter and torch itself (several hundred MiB).
     """
     dev = str(device)
     if dev.startswith("cuda"):
@@ -547,6 +555,13 @@ def peak_memory_mb(device: str = "cpu") -> float:
 
 
 def _peak_rss_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows
