@@ -511,7 +511,8 @@ def test_cpu_peak_rss_covers_current_rss_and_resets_between_cases():
     assert peak_with_block >= rss_with_block - 1.0  # the peak includes it (MiB units agree)
     assert peak_with_block >= before
     del block
-    assert peak_memory_mb("cpu") >= peak_with_block  # freeing does not lower the peak...
+    # freeing does not lower the peak (1 MiB slack: the kernel syncs per-thread RSS counters lazily)...
+    assert peak_memory_mb("cpu") >= peak_with_block - 1.0
     if sys.platform.startswith("linux") and os.path.exists("/proc/self/clear_refs"):
         reset_peak_memory("cpu")  # ...but a reset between cases does (Linux VmHWM)
         assert peak_memory_mb("cpu") < peak_with_block - 50.0
