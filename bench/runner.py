@@ -213,7 +213,8 @@ class CaseRunner:
         x, y = modes.make_inputs(case, num_classes, seed=self.settings.seed)
         ref = self.reference_output(case, x, y) if (self.settings.check_outputs and not case.is_reference) else None
 
-        torch._dynamo.reset()
+        if case.compile != "none":  # importing torch._dynamo costs ~1 s per process; eager needs no reset
+            torch._dynamo.reset()
         timing.reset_peak_memory(case.device)
         model = copy.deepcopy(base).to(case.device)
         try:
