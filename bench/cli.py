@@ -159,6 +159,8 @@ def timing_config(args):
         kw["min_time_s"] = args.min_time
     if args.min_samples is not None:
         kw["min_samples"] = args.min_samples
+    if args.max_warmup is not None:
+        kw["warmup_max_s"] = args.max_warmup
     try:
         return TimingConfig(**kw)
     except (ValueError, TypeError) as e:
@@ -192,30 +194,39 @@ def cmd_run(args) -> int:
     if args.resume and any(getattr(args, f) for f in SWEEP_FLAGS):
         raise UserError("--resume continues the saved sweep; drop the sweep flags (--models, --batch-sizes, ...)")
 
-    device = C.resolve_device(args.device)
     overrides = parse_overrides(args.overrides)
     if args.resume and (overrides or args.weights):
         raise UserError("--resume continues the saved sweep; drop --set/--weights")
-    settings = RunSettings(timing=timing_config(args), threads=args.threads, isolate=args.isolate,
-                           case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff,
-                           overrides=overrides, weights=os.path.abspath(args.weights) if args.weights else None)
+    command = shlex.join(["resnet-bench"] + sys.argv[1:]) if args.command_line is None else args.command_line
     import torch
 
-    env = E.collect(device, settings.threads or torch.get_num_threads())
-    fp = E.fingerprint(env, settings.fingerprint_part())
-    command = shlex.join(["resnet-bench"] + sys.argv[1:]) if args.command_line is None else args.command_line
-
     if args.resume:
+        # The saved run decides what is measured and how: its planned cases and its settings.
         out = Path(args.resume)
-        writer = results.ResultsWriter.resume(out, env, settings.to_dict(), command, fingerprint=fp)
-        planned = [C.Case.from_dict(d) for d in writer.settings.get("planned_cases", [])]
+        prev = results.load_results(out)
+        meta = dict(prev.settings)
+        planned = [C.Case.from_dict(d) for d in meta.pop("planned_cases", [])]
         if not planned:
             raise UserError(f"{out} does not record its planned cases; cannot resume it")
-        writer.settings = dict(writer.settings)
+        try:
+            settings = RunSettings.from_dict(meta)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{out}: unreadable run settings ({e})") from None
+        device = C.resolve_device(planned[0].device)
+        env = E.collect(device, settings.threads or torch.get_num_threads())
+        fp = E.fingerprint(env, settings.fingerprint_part())
+        writer = results.ResultsWriter.resume(out, env, prev.settings, command, fingerprint=fp)
     else:
+        device = C.resolve_device(args.device)
+        settings = RunSettings(timing=timing_config(args), threads=args.threads, isolate=args.isolate,
+                               case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff,
+                               overrides=overrides,
+                               weights=os.path.abspath(args.weights) if args.weights else None)
         sweep = build_sweep(args, device)
         validate_variants(sweep.models, settings.overrides, settings.weights)
         planned = sweep.cases()
+        env = E.collect(device, settings.threads or torch.get_num_threads())
+        fp = E.fingerprint(env, settings.fingerprint_part())
         out = Path(args.out) if args.out else default_out_dir(device, args.preset if not args.models else "custom")
         meta = settings.to_dict() | {"planned_cases": [c.as_dict() for c in planned]}
         writer = results.ResultsWriter.create(out, env, meta, command, fingerprint=fp, overwrite=args.overwrite)
@@ -305,6 +316,8 @@ def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-time", type=float, help="seconds of samples per case at most (default 10)")
     p.add_argument("--min-time", type=float, help="seconds of samples per case at least (default 0.5)")
     p.add_argument("--min-samples", type=int, help="samples per case at least (default 10)")
+    p.add_argument("--max-warmup", type=float, help="seconds of warm-up per case at most, after the first call "
+                                                     "(default 30; a case still unsteady then is marked steady=False)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,26 @@ def _clean(value):
     return value
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this worker when the sweep process dies (e.g. kill -9), so
+    no orphan keeps measuring and loading the machine."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> int:
+    _die_with_parent()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints (C or Python) go to stderr
     sys.stdout = sys.stderr

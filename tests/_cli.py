@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FAST = ["--max-time", "0.3", "--min-samples", "3", "--quiet"]
+FAST = ["--max-time", "0.3", "--min-samples", "3", "--max-warmup", "1", "--quiet"]
 
 
 def env_with_plugins(*modules: str) -> dict[str, str]:
