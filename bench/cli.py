@@ -364,12 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table")
     p.set_defaults(func=cmd_report)
 
-    try:
-        from bench import check
-    except ImportError:
-        check = None
-    if check is not None and hasattr(check, "add_parser"):
-        check.add_parser(sub)
+    from bench import check, validate
+
+    check.add_parser(sub)
+    validate.add_parser(sub)
     return parser
 
 
