@@ -100,7 +100,7 @@ def product_modes(layouts: Iterable[str], precisions: Iterable[str], compiles: I
 QUICK_MODELS = ("resnet50", "resnet50_v1", "resnet50c", "resnet50d", "resnet50s", "resnext50_32x4d")
 PRESET_MODES = {
     # On a CPU without bf16 hardware, AMP is several times slower (REFERENCE.md): not a mode
-    # that pays off, so the presets leave it out (ask for it with --precisions bf16).
+    # that pays off, so the presets add it only where the CPU has native bf16 (see preset()).
     "cpu": (("contiguous", "fp32", "none"), ("channels_last", "fp32", "none"),
             ("channels_last", "fp32", "default")),
     "cuda": (("contiguous", "fp32", "none"), ("contiguous", "tf32", "none"),
@@ -111,15 +111,25 @@ PRESET_BATCH_SIZES = {"cpu": (1,), "cuda": (1, 256)}
 PRESETS = ("quick", "full")
 
 
+CPU_BF16_MODE = ("channels_last", "bf16", "none")
+
+
 def preset(name: str, device: str) -> dict:
-    """Axis values of a preset for a resolved device ("cpu" or "cuda")."""
+    """Axis values of a preset for a resolved device ("cpu" or "cuda"). On a CPU with native
+    bf16 (AVX512-BF16 / AMX) bf16 autocast is added, since there it can pay off."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    modes = PRESET_MODES[device]
+    if device == "cpu":
+        from bench.env import cpu_has_native_bf16
+
+        if cpu_has_native_bf16():
+            modes = modes + (CPU_BF16_MODE,)
     return {
         "models": ("*",) if name == "full" else QUICK_MODELS,
         "batch_sizes": PRESET_BATCH_SIZES[device],
         "image_sizes": (224,),
-        "modes": PRESET_MODES[device],
+        "modes": modes,
         "workloads": ("infer",),
     }
 

@@ -26,20 +26,47 @@ FINGERPRINT_KEYS = (
     "device",
     "device_name",
     "cpu_model",
+    "cpu_isa",
     "threads",
     "git_commit",
 )
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor()."""
+    """The CPU's model name from /proc/cpuinfo (Linux) with its family/model numbers (a VM may
+    report just "AMD EPYC": the family tells Zen 3 from Zen 5), else platform.processor()."""
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key in ("model name", "cpu family", "model") and key not in info:
+                info[key] = value.strip()
+            if not line.strip() and info:
+                break
     except OSError:
         pass
+    if "model name" in info:
+        extra = f" (family {info['cpu family']}, model {info['model']})" if "cpu family" in info else ""
+        return info["model name"] + extra
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16: without either, bf16 autocast on CPU is several times slower
+    than fp32 (REFERENCE.md: ~5x on an AVX2 EPYC); with them it can pay off."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def git_commit(repo: Path = _REPO) -> str:
@@ -83,6 +110,8 @@ def collect(device: str, threads: int | None = None) -> dict[str, Any]:
         "device": device.split(":")[0],
         "device_name": device_name(device),
         "cpu_model": cpu_model(),
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),  # what ATen's kernels dispatch to
+        "cpu_bf16": cpu_has_native_bf16(),
         "cpu_count": os.cpu_count(),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "python": platform.python_version(),

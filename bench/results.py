@@ -41,9 +41,9 @@ COLUMNS = CASE_COLUMNS + [
     "n_samples", "warmup_iters", "warmup_s", "steady", "stop_reason",
     "block", "depth", "version", "stride_at", "stem", "shortcut", "groups", "width_per_group",
     "flop_counter_flops", "counters_agree",
-    "torch", "torchvision", "cuda", "cudnn", "cpu_model", "threads", "git_commit", "time_utc",
+    "torch", "torchvision", "cuda", "cudnn", "cpu_model", "cpu_isa", "threads", "git_commit", "time_utc",
 ]
-ENV_COLUMNS = ["device_name", "torch", "torchvision", "cuda", "cudnn", "cpu_model", "threads", "git_commit"]
+ENV_COLUMNS = ["device_name", "torch", "torchvision", "cuda", "cudnn", "cpu_model", "cpu_isa", "threads", "git_commit"]
 RAW_COLUMNS = ["samples_ms"]  # kept in JSON/JSONL only
 MD_COLUMNS = [
     "model", "workload", "batch_size", "image_size", "layout", "precision", "compile", "status",
@@ -134,7 +134,8 @@ def to_markdown(df: pd.DataFrame, env: dict | None = None, command: str | None =
     if env:
         lines.append(
             f"Device: {env.get('device_name')} ({env.get('device')}), torch {env.get('torch')}, "
-            f"CUDA {env.get('cuda') or '-'}, cuDNN {env.get('cudnn') or '-'}, threads {env.get('threads')}, "
+            f"CPU ISA {env.get('cpu_isa') or '-'}, CUDA {env.get('cuda') or '-'}, cuDNN {env.get('cudnn') or '-'}, "
+            f"threads {env.get('threads')}, "
             f"commit {env.get('git_commit')}, {env.get('time_utc')}"
         )
         lines.append("")
