@@ -53,6 +53,16 @@ Speed gate: which statistics, and why
     the command warns when device or torch differ). The pooled-sample Mann-Whitney p is also
     reported for ``--base-ref`` (asv's test), for information only.
 
+    Why these defaults (8 rounds per side, 0.5 s of samples per process, alpha 0.05, 1 thread
+    on CPU): a fresh process costs ~2 s before its first sample (importing torch), so rounds
+    are the expensive resource; 8 + 8 processes take ~45 s here. Under no change the rounds of
+    both sides are exchangeable (same code, alternating order), so the round-level Mann-Whitney
+    test is exact: the false-alarm rate is at most alpha before the CI condition lowers it
+    further, and alpha 0.05 keeps the power to see a 5% slowdown with 8 + 8 rounds (with
+    alpha 0.01 a simulation with heavy-tailed round noise of 2.5% caught only ~55% of them).
+    One thread: an oversubscribed multi-threaded CPU process degrades by orders of magnitude
+    (see `gate_settings`).
+
     Decision (`decide`): **fail when p < alpha AND the CI's upper bound > 1 + threshold**:
     the candidate is significantly slower than base, and the measurement cannot rule out a
     slowdown of at least the threshold. A slowdown shown to be smaller than the threshold (CI
@@ -66,7 +76,6 @@ Speed gate: which statistics, and why
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime as dt
@@ -569,7 +578,7 @@ def gate_settings(args, device: str = "cpu"):
             min_time_s=args.min_time if args.min_time is not None else min(round_time, DEFAULT_ROUND_TIME_S),
             max_time_s=round_time,
             target_rel_ci=0.0,
-            warmup_max_s=args.warmup_time,
+            warmup_max_s=args.max_warmup if args.max_warmup is not None else DEFAULT_WARMUP_S,
             warmup_min_iters=3,
         )
     except ValueError as e:
@@ -630,8 +639,6 @@ def baseline_samples(path: str, cases: list, env: dict, log: Callable[[str], Non
     from bench import results
 
     rs = results.load_results(path)
-    if rs.source == "speed-gate":  # pragma: no cover - load_results does not produce it
-        pass
     found: dict[str, list[list[float]]] = {}
     for row in rs.rows:
         if row.get("status", "ok") not in ("ok",):
@@ -655,7 +662,13 @@ def baseline_samples(path: str, cases: list, env: dict, log: Callable[[str], Non
                                if str(path).endswith(".csv") else ""))
         out[c.key()] = found[c.key()]
     base_env = rs.env or {}
-    for k in ("device_name", "torch"):
+    for k in ("device_name", "torch", "threads"):
+        if k == "threads":
+            base_threads = {r.get("threads") for r in rs.rows if r.get("threads") is not None} or {base_env.get(k)}
+            if None not in base_threads and env.get(k) is not None and {int(t) for t in base_threads} != {int(env[k])}:
+                log(f"warning: baseline measured with {sorted(base_threads)} thread(s), this gate with {env[k]}: "
+                    "pass --threads to match")
+            continue
         if base_env.get(k) and env.get(k) and str(base_env[k]) != str(env[k]):
             log(f"warning: baseline {k} is {base_env[k]!r}, this machine's is {env[k]!r}: "
                 "timings from another machine class or software are not comparable")
@@ -695,8 +708,6 @@ def cmd_speed(args) -> int:
         raise UserError(f"--alpha must be between 0 and 0.5, got {args.alpha:g}")
     if args.rounds < 1:
         raise UserError(f"--rounds must be a positive integer, got {args.rounds}")
-    if args.warmup_time < 0:
-        raise UserError(f"--warmup-time must be >= 0 seconds, got {args.warmup_time:g}")
     if args.recheck:
         if args.base_ref or args.baseline:
             raise UserError("--recheck re-decides a saved gate result; drop --base-ref/--baseline")
@@ -857,8 +868,6 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="(--speed) significance level (default %(default)s)")
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
                    help="(--speed) processes per side, interleaved (default %(default)s)")
-    p.add_argument("--warmup-time", type=float, default=DEFAULT_WARMUP_S,
-                   help="(--speed) warm-up seconds at most per process (default %(default)s)")
     p.add_argument("--out", help="(--speed) write the raw samples of both sides and the decisions to this JSON")
     p.add_argument("--recheck", metavar="GATE_JSON", help="(--speed) re-decide a saved --out file, no measuring")
     p.add_argument("--report-only", action="store_true", help="(--speed) print the verdict, always exit 0")
@@ -867,3 +876,11 @@ def add_parser(sub) -> None:
     for action in p._actions:  # the sweep flags' help says "per case"; here it is per process and side
         if action.dest == "max_time":
             action.help = f"(--speed) sampling seconds per case per process (default {DEFAULT_ROUND_TIME_S:g})"
+        elif action.dest == "max_warmup":
+            action.help = f"(--speed) warm-up seconds at most per process (default {DEFAULT_WARMUP_S:g})"
+        elif action.dest == "threads":
+            action.help = "(--speed) torch threads in each measuring process (default 1 on CPU, torch's on CUDA)"
+        elif action.dest == "models":
+            action.help = "(--speed default resnet18; --exact default: every registered variant) names or patterns"
+        elif action.dest == "image_sizes":
+            action.help = "(--speed) comma-separated integers >= 32 (default 64; --exact always counts at 224)"

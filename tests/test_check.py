@@ -18,7 +18,7 @@ from bench.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--image-sizes", "32", "--rounds", "3", "--max-time", "0.2", "--min-time", "0.2",
-        "--warmup-time", "0.2", "--quiet"]
+        "--max-warmup", "0.2", "--quiet"]
 
 
 def run_main(capsys, *argv: str) -> tuple[int, str, str]:

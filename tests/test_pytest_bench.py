@@ -66,7 +66,7 @@ def test_report_renders_pytest_benchmark_json(perf_json, capsys):
 
 def test_speed_gate_accepts_pytest_benchmark_baseline(perf_json, capsys):
     rc = main(["check", "--speed", "--baseline", str(perf_json), "--image-sizes", "32", "--rounds", "1",
-               "--max-time", "0.2", "--min-time", "0.2", "--warmup-time", "0.2", "--quiet", "--report-only"])
+               "--max-time", "0.2", "--min-time", "0.2", "--max-warmup", "0.2", "--quiet", "--report-only"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "resnet18 infer bs1 32px contiguous/fp32/none cpu" in out and "warning" not in err
