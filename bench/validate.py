@@ -484,6 +484,18 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
+def _row_label(r: dict) -> str:
+    return r.get("path") or f"{r['layout']}/{r['precision']}/{r['compile']}"
+
+
+def _fail_reason(r: dict) -> str:
+    if r.get("status") == "error":
+        return f"not measured: {r.get('error')}"
+    why = {"outside": "the CI lies outside the band too",
+           "straddles": "but the CI straddles the band: noise cannot be ruled out, rerun with more --rounds"}
+    return f"ratio {r['ratio']:.3f} outside 1 +/- {r.get('tolerance', TOLERANCE):g}; {why.get(r['ci'], '')}"
+
+
 def failed(rows: list[dict]) -> list[dict]:
     """Rows that make the command exit 1: a failed verdict, or a mode that could not be measured."""
     return [r for r in rows if r.get("status") == "error" or r.get("verdict") == "fail"]
@@ -505,14 +517,30 @@ def _ci(r: dict) -> str:
     return f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['ci']}"
 
 
-def _verdict(r: dict) -> str:
+def _note_text(r: dict) -> str:
+    return f"{r['status']}: {r.get('error') or ''}"
+
+
+def _notes(rows: list[dict]) -> dict[str, int]:
+    """Distinct skip/error messages -> note number (shown under the table, not in the cell)."""
+    notes: dict[str, int] = {}
+    for r in rows:
+        if r.get("status") != "ok":
+            notes.setdefault(_note_text(r), len(notes) + 1)
+    return notes
+
+
+def _verdict(r: dict, notes: dict[str, int]) -> str:
     if r.get("status") != "ok":
-        return f"{r['status']}: {r.get('error', '')}"
+        return f"{r['status']} (note {notes[_note_text(r)]})"
     return r["verdict"]
 
 
 # Table views (header, cell function) shared by the rich tables and Markdown.
-def _views(check: str) -> list[tuple[str, Callable[[dict], str]]]:
+def _views(check: str, notes: dict[str, int]) -> list[tuple[str, Callable[[dict], str]]]:
+    def verdict(r: dict) -> str:
+        return _verdict(r, notes)
+
     ratio = [("ours ms", lambda r: _fmt(r.get("ours_ms"))),
              ("Timer ms" if check == "harness" else "torchvision ms", lambda r: _fmt(r.get("ref_ms"))),
              ("ratio", lambda r: _fmt(r.get("ratio"), 4)),
@@ -525,13 +553,13 @@ def _views(check: str) -> list[tuple[str, Callable[[dict], str]]]:
                 ("case", lambda r: f"{r['model']} bs{r['batch_size']} {r['image_size']}px "
                                    f"{r['layout']}/{r['precision']}/{r['compile']} {r['threads']} thr")] + ratio + [
                 ("samples ours/Timer", lambda r: f"{_fmt(r.get('ours_samples'))}/{_fmt(r.get('ref_samples'))}"),
-                ("verdict", _verdict)]
+                ("verdict", verdict)]
     return [("layout", lambda r: r["layout"]), ("precision", lambda r: r["precision"]),
             ("compile", lambda r: r["compile"])] + ratio + [
             ("out max abs diff", lambda r: _fmt(r.get("max_abs_diff"), 3)),
             ("first call s ours/tv", lambda r: (f"{r['ours_first_call_s']:.2f}/{r['ref_first_call_s']:.2f}"
                                                 if r.get("ours_first_call_s") is not None else "-")),
-            ("verdict", _verdict)]
+            ("verdict", verdict)]
 
 
 TITLES = {
@@ -551,17 +579,22 @@ def rich_table(check: str, rows: list[dict], doc: dict):
     from rich import box
     from rich.table import Table
 
+    from rich.console import Group
+    from rich.text import Text
+
+    notes = _notes(rows)
+    views = _views(check, notes)
     t = Table(title=_title(check, doc), box=box.SIMPLE_HEAVY)
-    for head, _ in _views(check):
+    for head, _ in views:
         t.add_column(head, justify="left" if head in ("path", "case", "layout", "precision", "compile", "verdict")
                      else "right")
     style = {"pass": "green", "fail": "bold red", "error": "red", "skipped": "dim"}
     for r in rows:
-        cells = [cell(r) for _, cell in _views(check)]
+        cells = [cell(r) for _, cell in views]
         key = r.get("verdict") if r.get("status") == "ok" else r.get("status")
         cells[-1] = f"[{style.get(key, '')}]{cells[-1]}[/]"
         t.add_row(*cells)
-    return t
+    return Group(t, *[Text(f"  note {i}: {text}", style="dim") for text, i in notes.items()])
 
 
 def markdown(doc: dict) -> str:
@@ -586,14 +619,20 @@ def markdown(doc: dict) -> str:
         rows = doc["checks"].get(check)
         if rows is None:
             continue
-        views = _views(check)
+        notes = _notes(rows)
+        views = _views(check, notes)
         lines += [f"## {check}", "", _title(check, doc), "",
                   "| " + " | ".join(h for h, _ in views) + " |",
                   "|" + "|".join("---" for _ in views) + "|"]
         for r in rows:
             lines.append("| " + " | ".join(cell(r).replace("|", "\\|") for _, cell in views) + " |")
         lines.append("")
+        lines += [f"- note {i}: {text}" for text, i in notes.items()]
+        if notes:
+            lines.append("")
     lines.append(f"Result: {'PASS' if doc['passed'] else 'FAIL'}")
+    for check in CHECKS:
+        lines += [f"- {check} {_row_label(r)}: {_fail_reason(r)}" for r in failed(doc["checks"].get(check) or [])]
     return "\n".join(lines) + "\n"
 
 
@@ -750,8 +789,10 @@ def cmd_validate(args) -> int:
         la = doc["load_average"]
         con.print(f"load average at start {_load(la['start'])}, at end {_load(la['end'])}; "
                   f"wall {doc['wall_s']:.0f} s", highlight=False)
-        con.print("[green]validate: PASS[/]" if not bad else
-                  f"[bold red]validate: FAIL ({len(bad)} row(s) outside the bar or not measured)[/]")
+        con.print("[green]validate: PASS[/]" if not bad else f"[bold red]validate: FAIL[/]")
+        for check in checks:
+            for r in failed(doc["checks"][check]):
+                con.print(f"[red]  {check} {_row_label(r)}: {_fail_reason(r)}[/]", highlight=False)
     err.print(f"validation results: {', '.join(str(p) for p in files)}", highlight=False)
     return doc["exit_code"]
 
