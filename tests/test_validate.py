@@ -134,19 +134,16 @@ def test_pair_has_the_same_weights():
 
 
 def test_mode_list_cpu_default_and_explicit():
-    plan = V.mode_list("cpu")
-    run = [m for m, r in plan if r is None]
-    assert len(run) == 8 and {m[2] for m in run} == {"none", "default"} and {m[1] for m in run} == {"fp32", "bf16"}
-    skipped = [m for m, r in plan if r is not None]
-    assert len(skipped) == 4 and {m[2] for m in skipped} == {"max-autotune"}
-    plan = V.mode_list("cpu", compiles=("max-autotune",), explicit_compile=True)
-    assert all(r is None and m[2] == "max-autotune" for m, r in plan)
+    plan = V.mode_list("cpu")  # every mode this CPU can run
+    assert len(plan) == 12 and {m[2] for m in plan} == {"none", "default", "max-autotune"}
+    assert {m[1] for m in plan} == {"fp32", "bf16"} and {m[0] for m in plan} == {"contiguous", "channels_last"}
+    assert V.mode_list("cpu", compiles=("max-autotune",), layouts=("contiguous",)) == [
+        ("contiguous", "fp32", "max-autotune"), ("contiguous", "bf16", "max-autotune")]
 
 
 def test_cpu_cannot_modes_are_skipped_rows():
     s = V.Settings(model="resnet18", image_size=32, threads=1, rounds=2)
-    rows = V.torchvision_check(s, [(("contiguous", "fp16", "none"), None),
-                                   (("contiguous", "fp32", "reduce-overhead"), None)])
+    rows = V.torchvision_check(s, [("contiguous", "fp16", "none"), ("contiguous", "fp32", "reduce-overhead")])
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
     assert all("CUDA" in r["error"] for r in rows)
 
@@ -210,7 +207,7 @@ def test_oversubscription_warning():
 @pytest.mark.slow
 def test_compiled_mode_tiny():
     s = V.Settings(model="resnet18", image_size=32, threads=1, rounds=2, round_time_s=0.05, warmup_s=0.5)
-    (row,) = V.torchvision_check(s, [(("contiguous", "fp32", "default"), None)])
+    (row,) = V.torchvision_check(s, [("contiguous", "fp32", "default")])
     assert row["status"] == "ok", row.get("error")
     assert row["max_abs_diff"] <= 1e-4 and row["ours_first_call_s"] > 0.5  # compile happened
     assert row["verdict"] in ("pass", "fail")
