@@ -48,11 +48,21 @@ def test_ratio_and_threshold(ours, verdict):
     assert c.ours_spread == 0 and c.ref_spread == 0 and c.rounds == 5
 
 
-def test_ratio_is_of_medians_of_round_medians():
-    # one slow round on each side does not move the medians; the ratio is ours / reference
+def test_ratio_is_the_median_of_paired_round_ratios():
+    # per-round ratios 0.5, 0.537, 2.38, 0.49, 0.111 -> median 0.5; sides' medians 10 and 20
     c = V.compare_rounds([10.0, 10.2, 50.0, 9.8, 10.0], [20.0, 19.0, 21.0, 20.0, 90.0])
-    assert c.ours_ms == 10.0 and c.ref_ms == 20.0 and c.ratio == pytest.approx(0.5)
-    assert c.verdict == "fail" and c.ci_low <= 0.5 <= c.ci_high
+    assert c.ours_ms == 10.0 and c.ref_ms == 20.0 and c.ratio_of_medians == pytest.approx(0.5)
+    assert c.ratio == pytest.approx(0.5) and c.verdict == "fail" and c.ci_low <= 0.5 <= c.ci_high
+
+
+def test_pairing_cancels_a_step_change_of_the_machine():
+    # both sides get faster mid-run, ours one round earlier (seen on this machine): the paired
+    # ratio stays 1, the ratio of the sides' medians does not
+    ours = [73.0, 73.0, 73.0, 59.0, 59.0, 59.0, 59.0]
+    ref = [73.0, 73.0, 73.0, 73.0, 59.0, 59.0, 59.0]
+    c = V.compare_rounds(ours, ref)
+    assert c.ratio_of_medians == pytest.approx(59 / 73)
+    assert c.ratio == pytest.approx(1.0) and c.verdict == "pass"
 
 
 def test_ci_straddles_when_rounds_disagree():
@@ -118,7 +128,8 @@ def test_harness_check_end_to_end_tiny():
     for r in rows:
         assert r["status"] == "ok", r.get("error")
         assert set(V.HARNESS_COLUMNS) - {"error"} <= set(r)
-        assert r["ratio"] == pytest.approx(r["ours_ms"] / r["ref_ms"])
+        assert r["ratio_of_medians"] == pytest.approx(r["ours_ms"] / r["ref_ms"])
+        assert r["ratio"] == pytest.approx(V.paired_ratio(r["ours_rounds_ms"], r["ref_rounds_ms"]))
         assert r["verdict"] in ("pass", "fail") and r["threads"] == 1
         assert r["ours_samples"] >= 2 * 3 and r["ref_samples"] >= 2
 
@@ -168,7 +179,8 @@ def test_torchvision_check_end_to_end(tiny_torchvision, capsys):
         assert r["status"] == "ok", r.get("error")
         assert set(V.TORCHVISION_COLUMNS) - {"error"} <= set(r)
         assert r["max_abs_diff"] == 0.0  # same weights, same arithmetic: identical logits
-        assert r["ratio"] == pytest.approx(r["ours_ms"] / r["ref_ms"])
+        assert r["ratio_of_medians"] == pytest.approx(r["ours_ms"] / r["ref_ms"])
+        assert r["ratio"] == pytest.approx(V.paired_ratio(r["ours_rounds_ms"], r["ref_rounds_ms"]))
         assert r["reference"] == "torchvision.models.resnet18" and r["rounds"] == 2
         assert len(r["ours_round_samples_ms"]) == 2 and all(len(x) >= 3 for x in r["ours_round_samples_ms"])
     # exit code follows the verdicts (a noisy 2-round run may fail; the code must say so)
