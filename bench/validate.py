@@ -14,7 +14,8 @@ Two checks (issue 3, "Performance bar"), each a table of ratios ours / reference
     * ``CaseRunner.run``: the full in-process runner path (deep copy of the model, mode
       applied, warm-up until steady, default :class:`~bench.timing.TimingConfig`), whose row's
       ``latency_ms_p50`` is what users see, interleaved with Timer on a step built from the
-      runner's own model and input.
+      runner's own model and input. The runner samples until its own stopping rule; each
+      Timer round then lasts as long as the runner's latest sampling did.
 
 ``torchvision``: resnet_impl's variant is as fast as torchvision's. ``create_model(NAME)``
     with torchvision's state_dict loaded strictly (same weights: the outputs are compared and
@@ -235,15 +236,17 @@ def measure_round(step: Callable[[], object], device: str, round_time_s: float) 
     return run
 
 
-def timer_round(step: Callable[[], object], threads: int, round_time_s: float) -> RoundFn:
-    """A round of torch.utils.benchmark.Timer on the same `step`, with the same thread count."""
+def timer_round(step: Callable[[], object], threads: int, round_time_s: float | Callable[[], float]) -> RoundFn:
+    """A round of torch.utils.benchmark.Timer on the same `step`, with the same thread count.
+    `round_time_s` may be a callable, read at the start of each round."""
     from torch.utils.benchmark import Timer
 
     timer = Timer(stmt="step()", globals={"step": step}, num_threads=threads,
                   label="resnet-bench validate", description="step")
 
     def run() -> Round:
-        m = timer.blocked_autorange(min_run_time=round_time_s)
+        t = round_time_s() if callable(round_time_s) else round_time_s
+        m = timer.blocked_autorange(min_run_time=t)
         return Round(m.median * 1e3, tuple(t * 1e3 for t in m.times))
 
     return run
@@ -352,15 +355,21 @@ def harness_check(s: Settings, on_round: Callable[[str], None] | None = None) ->
         rows.append(row)
 
         if s.runner_path:
+            # The runner samples until its own stopping rule (seconds, not round_time_s); Timer's
+            # paired round lasts as long as the runner's last sampling did, so both sides of a
+            # pair see the machine for equally long.
+            span_s = [s.round_time_s]
+
             def runner_round() -> Round:
                 r = runner.run(case)
                 if r["status"] != "ok":
                     raise RuntimeError(f"CaseRunner.run: {r['status']}: {r['error']}")
+                span_s[0] = max(sum(r["samples_ms"]) / 1e3, s.round_time_s)
                 return Round(float(r["latency_ms_p50"]), tuple(r["samples_ms"]))
 
             row = {"path": "CaseRunner.run", **base_cols, "status": "ok"}
             try:
-                a, b = interleave(runner_round, timer_round(step, s.threads, s.round_time_s), s.rounds,
+                a, b = interleave(runner_round, timer_round(step, s.threads, lambda: span_s[0]), s.rounds,
                                   tag("CaseRunner.run"))
                 row.update(comparison_row(a, b, s.tolerance))
                 row.update(ours_samples=sum(len(r.samples_ms) for r in a),
