@@ -280,6 +280,14 @@ def show_results(df, baseline_model: str | None = None) -> None:
                                      f"Latency ratio to {baseline_model}"))
     for line in render.error_lines(df):
         render.console(stderr=True).print(f"[yellow]{line}[/]", highlight=False)
+    from bench.runner import busy
+
+    n_busy = sum(busy(r) for r in df.to_dict("records"))
+    if n_busy:
+        render.console(stderr=True).print(
+            f"[yellow]{n_busy} CPU row(s) were measured while other work competed for the cores (load average "
+            f"above the core count): their latencies are unreliable. On a shared machine use --threads 1, "
+            f"or rerun when it is idle.[/]", highlight=False)
 
 
 # ---------------------------------------------------------------- report

@@ -10,6 +10,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.runner import busy
+
 STATUS_STYLE = {"ok": "green", "ok-reduced": "yellow", "skipped": "dim", "oom": "red",
                 "timeout": "red", "crashed": "bold red", "error": "red"}
 
@@ -100,6 +102,8 @@ def results_table(df: pd.DataFrame, title: str = "Results") -> Table:
                 text = str(v)
                 if r.get("noisy") is True:
                     text += " (noisy)"
+                if busy(r):
+                    text += " (busy CPU)"
                 if r.get("output_ok") is False:
                     text += " (output differs!)"
                 cells.append(f"[{STATUS_STYLE.get(str(v), '')}]{text}[/]")

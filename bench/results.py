@@ -38,7 +38,7 @@ COLUMNS = CASE_COLUMNS + [
     "latency_iqr_ms", "latency_rel_iqr", "latency_ms_ci_low", "latency_ms_ci_high", "noisy",
     "throughput_ips", "achieved_tflops", "peak_mem_mb", "compile_s", "first_call_s",
     "max_abs_diff", "max_rel_diff", "output_ok",
-    "n_samples", "warmup_iters", "warmup_s", "steady", "stop_reason",
+    "n_samples", "warmup_iters", "warmup_s", "steady", "stop_reason", "load_avg_1m",
     "block", "depth", "version", "stride_at", "stem", "shortcut", "groups", "width_per_group",
     "flop_counter_flops", "counters_agree",
     "torch", "torchvision", "cuda", "cudnn", "cpu_model", "cpu_isa", "threads", "git_commit", "time_utc",

@@ -90,6 +90,22 @@ def _spec_columns(name: str, overrides: dict) -> dict[str, Any]:
     }
 
 
+def _load_avg() -> float | None:
+    """1-minute load average when the case starts: on a CPU, other processes competing for the
+    cores distort timings badly (OpenMP threads spin-wait), so rows record it."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def busy(row: dict) -> bool:
+    """A CPU case measured while more runnable work than cores was competing (load average
+    above the core count, which already includes the measuring process itself)."""
+    load, cores = row.get("load_avg_1m"), os.cpu_count() or 1
+    return row.get("device") == "cpu" and isinstance(load, (int, float)) and load > cores + 0.5
+
+
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
@@ -160,6 +176,7 @@ class CaseRunner:
         from bench import modes
 
         row = base_row(case, "ok")
+        row["load_avg_1m"] = _load_avg()
         try:
             row.update(_spec_columns(case.model, self.settings.overrides))
         except Exception as exc:  # unknown model reaching the worker: a row, not a crash

@@ -117,3 +117,16 @@ def test_compiled_case_records_compile_time_and_matches_eager(runner, workload):
     assert row["compile_s"] > row["latency_ms_p50"] / 1e3  # the first call compiled
     assert row["output_ok"] is True, row["max_rel_diff"]
     torch._dynamo.reset()
+
+
+def test_rows_record_the_load_and_busy_flags_contention(runner):
+    from bench.runner import busy
+
+    row = runner.run(case())
+    assert isinstance(row["load_avg_1m"], float)
+    import os
+
+    cores = os.cpu_count()
+    assert busy({"device": "cpu", "load_avg_1m": cores + 1.0})
+    assert not busy({"device": "cpu", "load_avg_1m": cores - 0.5})
+    assert not busy({"device": "cuda", "load_avg_1m": cores + 5.0})
