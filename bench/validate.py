@@ -44,6 +44,12 @@ Rounds and statistics
       It covers the noise *within* this process only: a process-level offset (which memory the
       allocator hands each model, see results/validation/README.md) is not in it.
     * **spread** of a side = IQR / median of its round medians (how much rounds disagree).
+    * **page faults/call** (torchvision check): minor page faults of the whole process per
+      call, median over rounds (``getrusage``). Eager bf16 autocast re-casts every weight on
+      every call; when glibc hands those ~50 MB back to the OS and takes them again, each call
+      faults thousands of pages, and how many depends on the process's allocation history,
+      not on the model: a model can be 5-10% faster or slower than its twin in one process
+      for that reason alone (results/validation/README.md).
     * **verdict**: ``pass`` when |ratio - 1| <= tolerance (3%), else ``fail``: the bar is on
       the point estimate, as the issue states it. ``ci`` says whether the CI lies ``inside`` the
       band, ``outside`` it, or ``straddles`` an edge (then the verdict rests on noise as much as
@@ -74,6 +80,7 @@ import json
 import math
 import os
 import shlex
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -116,7 +123,8 @@ HARNESS_COLUMNS = ("path", "model", "device", "batch_size", "image_size", "layou
                    "ours_samples", "ref_samples", "error")
 TORCHVISION_COLUMNS = ("model", "reference", "device", "batch_size", "image_size", "layout", "precision",
                        "compile", "threads", "status") + COMPARISON_COLUMNS + (
-                       "max_abs_diff", "ours_first_call_s", "ref_first_call_s", "error")
+                       "max_abs_diff", "ours_faults_per_call", "ref_faults_per_call", "ours_first_call_s",
+                       "ref_first_call_s", "error")
 RAW_KEYS = ("ours_rounds_ms", "ref_rounds_ms", "ours_round_samples_ms", "ref_round_samples_ms")
 
 
@@ -209,6 +217,15 @@ def compare_rounds(ours: Sequence[float], ref: Sequence[float], tolerance: float
 class Round:
     median_ms: float
     samples_ms: tuple[float, ...]
+    faults_per_call: float | None = None  # minor page faults of the process per call (Linux/macOS)
+
+
+def _minor_faults() -> int | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 RoundFn = Callable[[], Round]
@@ -230,8 +247,11 @@ def measure_round(step: Callable[[], object], device: str, round_time_s: float) 
     cfg = round_config(round_time_s)
 
     def run() -> Round:
+        f0 = _minor_faults()
         m = timing.measure(step, device=device, config=cfg)
-        return Round(m.median_ms, m.samples_ms)
+        f1 = _minor_faults()
+        per_call = None if f0 is None or f1 is None else (f1 - f0) / (m.n + 1)  # + the first call
+        return Round(m.median_ms, m.samples_ms, per_call)
 
     return run
 
@@ -273,6 +293,9 @@ def comparison_row(a: list[Round], b: list[Round], tolerance: float = TOLERANCE)
     row.update(ours_rounds_ms=[r.median_ms for r in a], ref_rounds_ms=[r.median_ms for r in b],
                ours_round_samples_ms=[list(r.samples_ms) for r in a],
                ref_round_samples_ms=[list(r.samples_ms) for r in b])
+    for side, rounds in (("ours", a), ("ref", b)):
+        faults = [r.faults_per_call for r in rounds if r.faults_per_call is not None]
+        row[f"{side}_faults_per_call"] = float(statistics.median(faults)) if faults else None
     return row
 
 
@@ -575,6 +598,8 @@ def _views(check: str, notes: dict[str, int]) -> list[tuple[str, Callable[[dict]
     return [("layout", lambda r: r["layout"]), ("precision", lambda r: r["precision"]),
             ("compile", lambda r: r["compile"])] + ratio + [
             ("out max abs diff", lambda r: _fmt(r.get("max_abs_diff"), 3)),
+            ("page faults/call ours/tv", lambda r: (f"{r['ours_faults_per_call']:.0f}/{r['ref_faults_per_call']:.0f}"
+                                                    if r.get("ours_faults_per_call") is not None else "-")),
             ("first call s ours/tv", lambda r: (f"{r['ours_first_call_s']:.2f}/{r['ref_first_call_s']:.2f}"
                                                 if r.get("ours_first_call_s") is not None else "-")),
             ("verdict", verdict)]

@@ -183,6 +183,7 @@ def test_torchvision_check_end_to_end(tiny_torchvision, capsys):
         assert r["ratio"] == pytest.approx(V.paired_ratio(r["ours_rounds_ms"], r["ref_rounds_ms"]))
         assert r["reference"] == "torchvision.models.resnet18" and r["rounds"] == 2
         assert len(r["ours_round_samples_ms"]) == 2 and all(len(x) >= 3 for x in r["ours_round_samples_ms"])
+        assert r["ours_faults_per_call"] >= 0 and r["ref_faults_per_call"] >= 0
     # exit code follows the verdicts (a noisy 2-round run may fail; the code must say so)
     assert code == (1 if any(r["verdict"] == "fail" for r in rows) else 0)
     assert doc["exit_code"] == code and doc["passed"] == (code == 0)
