@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import sys
 import time
@@ -504,13 +505,16 @@ def test_cpu_peak_rss_covers_current_rss_and_resets_between_cases():
     reset_peak_memory("cpu")
     before = peak_memory_mb("cpu")
     rss_before = proc.memory_info().rss / 2**20
-    block = np.ones(96 * 2**20 // 8)  # 96 MiB, written so it is resident
+    # 96 MiB of fresh anonymous pages, written so they are resident (a heap allocation could
+    # reuse pages an earlier test freed, which would not raise RSS)
+    block = mmap.mmap(-1, 96 * 2**20)
+    block.write(b"\x01" * (96 * 2**20))
     rss_with_block = proc.memory_info().rss / 2**20
     peak_with_block = peak_memory_mb("cpu")
     assert rss_with_block - rss_before >= 90.0  # the block really is resident
     assert peak_with_block >= rss_with_block - 1.0  # the peak includes it (MiB units agree)
     assert peak_with_block >= before
-    del block
+    block.close()
     # freeing does not lower the peak (1 MiB slack: the kernel syncs per-thread RSS counters lazily)...
     assert peak_memory_mb("cpu") >= peak_with_block - 1.0
     if sys.platform.startswith("linux") and os.path.exists("/proc/self/clear_refs"):
