@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.errors import UserError
+from bench.worker import json_safe  # noqa: F401  (re-exported: one JSON-cleaning function)
 
 FORMAT = "resnet-bench/results"
 FORMAT_VERSION = 1
@@ -51,24 +52,6 @@ MD_COLUMNS = [
     "compile_s", "macs", "params", "peak_mem_mb", "max_rel_diff",
 ]
 OK_STATUSES = ("ok", "ok-reduced")
-
-
-def json_safe(value: Any) -> Any:
-    """NaN/inf -> None (JSON has none), numpy/pandas scalars -> Python, tuples -> lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            return json_safe(value.item())
-        except (ValueError, TypeError):
-            pass
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
 
 
 def to_frame(rows: Iterable[dict]) -> pd.DataFrame:

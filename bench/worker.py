@@ -11,16 +11,23 @@ import os
 import sys
 
 
-def _clean(value):
-    """JSON-safe: NaN/inf -> None (JSON has no NaN), numpy scalars -> Python."""
+def json_safe(value):
+    """JSON-safe copy: NaN/inf -> None (JSON has none), numpy/pandas scalars -> Python,
+    tuples -> lists. Kept here, free of pandas, so measuring processes stay light."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        return _clean(value.item())
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return json_safe(value.item())
+        except (ValueError, TypeError):
+            pass
+    pd = sys.modules.get("pandas")
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return None
     return value
 
 
@@ -58,7 +65,7 @@ def main() -> int:
         case = Case.from_dict(d)
         proto.write(json.dumps({"event": "start", "key": case.key()}) + "\n")
         row = runner.run(case)
-        proto.write(json.dumps({"event": "row", "key": case.key(), "row": _clean(row)}) + "\n")
+        proto.write(json.dumps({"event": "row", "key": case.key(), "row": json_safe(row)}) + "\n")
     proto.close()
     return 0
 
