@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.cases import Case
-from bench.runner import CaseRunner, RunSettings
-from bench.timing import TimingConfig
+from bench.core.case import Case
+from bench.execute.base import RunSettings
+from bench.execute.case_runner import CaseRunner
+from bench.core.timing import TimingConfig
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -37,7 +38,7 @@ def test_cuda_precisions(runner, precision, workload):
 
 def test_fp32_really_disables_tf32(runner):
     seen = {}
-    import bench.modes as modes
+    import bench.core.modes as modes
 
     with modes.precision_context(case(precision="fp32")):
         seen["fp32"] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)

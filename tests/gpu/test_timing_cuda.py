@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.timing import TimingConfig, measure, peak_memory_mb, reset_peak_memory  # noqa: E402
+from bench.core.devices import peak_memory_mb, reset_peak_memory  # noqa: E402
+from bench.core.timing import TimingConfig, measure  # noqa: E402
 
 pytestmark = [
     pytest.mark.gpu,

@@ -57,7 +57,7 @@ def pytest_configure(config):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    from bench import env as E
+    from bench.core import env as E
 
     device = perf_device()
     info = E.collect(device, perf_threads(device))

@@ -25,8 +25,8 @@ SHAPES = [(64, "contiguous"), (64, "channels_last"), (32, "contiguous")]
 @pytest.mark.parametrize("image_size,layout", SHAPES, ids=[f"{s}px-{lay}" for s, lay in SHAPES])
 def test_infer_latency(benchmark, model, image_size, layout):
     import resnet_impl
-    from bench import modes
-    from bench.cases import Case
+    from bench.core import modes
+    from bench.core.case import Case
 
     device = perf_device()
     threads = perf_threads(device)

@@ -1,0 +1,144 @@
+"""What is measured: a frozen :class:`Case` per measurement, and the :class:`Sweep` of them.
+
+A case is one (model, workload, batch size, image size, layout, precision, compile mode,
+device). Its :meth:`Case.key` identifies it across runs (resume, comparisons, gates) and its
+:meth:`Case.label` names it to people; nothing else spells either. Plain data: importing this
+module imports no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import UserError
+
+# infer: forward under no_grad in eval mode. train: forward, cross-entropy, backward, SGD step.
+WORKLOADS = ("infer", "train")
+MIN_IMAGE_SIZE = 32  # the network's total stride: smaller inputs vanish before layer4
+
+#: Eager fp32 contiguous: what every other mode is compared with (speed and numerics).
+REFERENCE_MODE = ("contiguous", "fp32", "none")
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """One measurement. Frozen and hashable."""
+
+    model: str
+    workload: str
+    batch_size: int  # the batch asked for (a row measured at a backed-off batch keeps this)
+    image_size: int
+    layout: str
+    precision: str
+    compile: str
+    device: str  # "cpu" or "cuda" (already resolved from "auto")
+
+    @property
+    def mode(self) -> tuple[str, str, str]:
+        return (self.layout, self.precision, self.compile)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.mode == REFERENCE_MODE
+
+    def reference(self) -> Case:
+        """The same case in the reference mode."""
+        return dataclasses.replace(self, layout=REFERENCE_MODE[0], precision=REFERENCE_MODE[1],
+                                   compile=REFERENCE_MODE[2])
+
+    def key(self) -> str:
+        return "|".join(str(v) for v in dataclasses.astuple(self))
+
+    def label(self) -> str:
+        """e.g. ``resnet50 infer bs1 224px channels_last/bf16/default cpu``."""
+        return (f"{self.model} {self.workload} bs{self.batch_size} {self.image_size}px "
+                f"{self.layout}/{self.precision}/{self.compile} {self.device}")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Case:
+        """From a dict holding every field (extra keys ignored); KeyError/ValueError otherwise."""
+        return cls(**{n: (int(d[n]) if n in ("batch_size", "image_size") else str(d[n])) for n in FIELDS})
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Case:
+        """The case a result row answers: its *requested* batch size, not the one an OOM
+        back-off measured, so a row and the case it was planned as have one key."""
+        requested = row.get("batch_size_requested")
+        if requested is None or requested != requested:  # absent, or NaN from a table
+            requested = row["batch_size"]
+        return cls.from_dict({**row, "batch_size": requested})
+
+    def with_batch_size(self, batch_size: int) -> Case:
+        return dataclasses.replace(self, batch_size=batch_size)
+
+
+#: The case's fields, in key order.
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Case))
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The axes of a sweep. `modes` (layout, precision, compile) triples replace the product of
+    layouts x precisions x compiles when a preset names the modes that pay off on a device."""
+
+    models: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    image_sizes: tuple[int, ...]
+    modes: tuple[tuple[str, str, str], ...]
+    workloads: tuple[str, ...]
+    device: str
+
+    def cases(self) -> list[Case]:
+        """All cases, grouped by model (the unit of process isolation), reference mode first."""
+        modes = sorted(self.modes, key=lambda m: (m != REFERENCE_MODE,))
+        out = []
+        for model in self.models:
+            for workload, bs, size, (layout, prec, comp) in itertools.product(
+                self.workloads, self.batch_sizes, self.image_sizes, modes
+            ):
+                out.append(Case(model, workload, bs, size, layout, prec, comp, self.device))
+        return out
+
+
+def product_modes(layouts: Iterable[str], precisions: Iterable[str], compiles: Iterable[str]):
+    return tuple(itertools.product(layouts, precisions, compiles))
+
+
+def group_by_model(cases: Iterable[Case]) -> list[list[Case]]:
+    """Cases grouped by model, in first-seen order: the unit an executor runs in one process."""
+    groups: dict[str, list[Case]] = {}
+    for c in cases:
+        groups.setdefault(c.model, []).append(c)
+    return list(groups.values())
+
+
+def expand_models(patterns: str | Sequence[str]) -> tuple[str, ...]:
+    """Names and fnmatch patterns (comma-separated or a list) -> registered names, in the order
+    given (natural sort per pattern). Unknown names: UserError with the closest names."""
+    import resnet_impl
+
+    parts = [patterns] if isinstance(patterns, str) else list(patterns)
+    wanted = [p.strip() for item in parts for p in item.split(",") if p.strip()]
+    if not wanted:
+        raise UserError("no model given")
+    names: list[str] = []
+    for pat in wanted:
+        try:
+            matched = resnet_impl.list_models(pat)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if not matched:
+            close = difflib.get_close_matches(pat, resnet_impl.list_models(), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see `resnet-bench list`"
+            kind = "pattern" if any(c in pat for c in "*?[") else "model"
+            raise UserError(f"unknown {kind} {pat!r} (matches no registered model){hint}")
+        names.extend(matched)
+    return tuple(dict.fromkeys(names))

@@ -1,0 +1,83 @@
+"""The environment a measurement was taken in: versions, device, threads, code revision.
+
+Every results file carries it, and `--resume` only continues a run whose environment
+fingerprint matches (a sweep must not mix rows measured under different software).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench.core.devices import cpu_flags, cpu_has_native_bf16, cpu_model  # noqa: F401  (the host CPU)
+
+_REPO = Path(__file__).resolve().parents[2]
+
+# Keys that must match for rows to be comparable (and for --resume to continue a run).
+FINGERPRINT_KEYS = (
+    "torch",
+    "torchvision",
+    "cuda",
+    "cudnn",
+    "device",
+    "device_name",
+    "cpu_model",
+    "cpu_isa",
+    "threads",
+    "git_commit",
+)
+
+
+def git_commit(repo: Path = _REPO) -> str:
+    """Short commit of the code being measured, with '+dirty' when the tree has changes."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def collect(device: str, threads: int | None = None) -> dict[str, Any]:
+    """Describe the software and hardware for `device` ("cpu" or "cuda[:N]")."""
+    import torch
+    import torchvision
+
+    from bench.core import devices
+
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        **devices.backend(device).describe(device),  # device_name, cuda, cudnn
+        "device": devices.backend(device).kind,
+        "cpu_model": cpu_model(),
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),  # what ATen's kernels dispatch to
+        "cpu_bf16": cpu_has_native_bf16(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads if threads is not None else torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "git_commit": git_commit(),
+        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def fingerprint(env: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+    """A short hash of the comparable part of `env` (and of the timing settings in `extra`)."""
+    key = {k: env.get(k) for k in FINGERPRINT_KEYS}
+    if extra:
+        key["extra"] = extra
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,42 @@
+"""Presets: named sweeps of the modes that pay off on a device.
+
+``quick`` shows v1 vs v1.5 (resnet50_v1), the three stems (resnet50 classic, resnet50c deep,
+resnet50s deep_base), the avg-pool shortcut (resnet50d) and ResNeXt; ``full`` is the whole
+registry in the same modes. On a CPU without native bf16 (AVX512-BF16 or AMX) bf16 autocast is
+several times slower than fp32, so the CPU presets add it only where the CPU has it.
+"""
+
+from __future__ import annotations
+
+from bench.errors import UserError
+
+PRESETS = ("quick", "full")
+QUICK_MODELS = ("resnet50", "resnet50_v1", "resnet50c", "resnet50d", "resnet50s", "resnext50_32x4d")
+PRESET_MODES = {
+    "cpu": (("contiguous", "fp32", "none"), ("channels_last", "fp32", "none"),
+            ("channels_last", "fp32", "default")),
+    "cuda": (("contiguous", "fp32", "none"), ("contiguous", "tf32", "none"),
+             ("channels_last", "bf16", "none"), ("channels_last", "fp16", "none"),
+             ("channels_last", "bf16", "default")),
+}
+PRESET_BATCH_SIZES = {"cpu": (1,), "cuda": (1, 256)}
+CPU_BF16_MODE = ("channels_last", "bf16", "none")
+
+
+def preset(name: str, device: str) -> dict:
+    """Axis values of a preset for a resolved device ("cpu" or "cuda")."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    modes = PRESET_MODES[device]
+    if device == "cpu":
+        from bench.core.devices import cpu_has_native_bf16
+
+        if cpu_has_native_bf16():
+            modes = modes + (CPU_BF16_MODE,)
+    return {
+        "models": ("*",) if name == "full" else QUICK_MODELS,
+        "batch_sizes": PRESET_BATCH_SIZES[device],
+        "image_sizes": (224,),
+        "modes": modes,
+        "workloads": ("infer",),
+    }

@@ -1,0 +1,352 @@
+"""Timing core: warm up a step function, sample it per call, and summarize the samples.
+
+The caller builds ``fn``: a zero-argument callable that runs one step (one batch) each call.
+:func:`measure` calls it and returns a :class:`Measurement` holding the **raw per-call samples**;
+every statistic (median, percentiles, IQR, confidence interval) is derived from those samples, so a
+saved result can be re-analysed later with :func:`summarize`. Rendering lives elsewhere.
+
+Units
+    Latencies are milliseconds (``*_ms``), wall-clock phases are seconds (``*_s``), memory is
+    MiB (2**20 bytes) although named ``_mb``, throughput is images (items) per second.
+
+How one measurement runs
+    1. **First call**, timed on its own (host clock, device synchronized before and after) and
+       kept as ``first_call_s``, never in the samples: for a ``torch.compile``'d model this is
+       the compile time, which would otherwise dominate the statistics.
+    2. **Warm-up** until the per-call time is steady: at least ``warmup_min_iters`` calls, then
+       until the median of the last ``warmup_window`` call times is within ``warmup_tol``
+       (relative) of the median of the window before it (two non-overlapping windows, so at
+       least ``2 * warmup_window`` calls), or until ``warmup_max_s`` is spent. ``steady`` says
+       which ended it. The first call is not part of warm-up (not in ``warmup_iters``, not in
+       ``warmup_s``, not charged to ``warmup_max_s``).
+    3. **Sampling**, one sample per call, until the stopping rule below says stop.
+
+Clocks (bench.core.devices)
+    The device picks the clock once: on CPU ``time.perf_counter_ns()`` immediately around the
+    call (plus the optional ``sync``); on CUDA a pair of CUDA events around the call and one
+    ``end.synchronize()`` per sample, with the device drained before the first call and before
+    the first sample so earlier queued work is not counted. A device without its own clock
+    uses the host clock; pass ``sync`` (e.g. ``torch.mps.synchronize``), which is called after
+    each call inside the timed region.
+
+Stopping rule (checked after each sample; statistics are recomputed at most every ~5% growth)
+    * ``max_samples`` is a hard cap: stop with ``"max_samples"``.
+    * Nothing else stops sampling before ``min_samples`` samples exist (a floor that wins over
+      the time budget).
+    * ``"precision"``: once there are ``min_samples`` samples, ``min_time_s`` of sampling has
+      elapsed and n >= 6, stop when ``rel_ci`` < ``target_rel_ci``, where ``rel_ci`` is the
+      half-width of the distribution-free 95% confidence interval of the median divided by the
+      median. ``target_rel_ci=0`` disables this rule (sample to the budget or the cap).
+    * ``"time_budget"``: the sampling wall time (including per-call overhead) reached
+      ``max_time_s``.
+
+Statistics (bench.core.stats)
+    ``rel_ci`` is the half-width of the distribution-free 95% CI of the median (binomial order
+    statistics) over the median; below 6 samples no interval reaches 95%, which is why the
+    precision rule needs n >= 6.
+
+``noisy`` follows torch.utils.benchmark: IQR / median above ``noisy_rel_iqr`` (10%).
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.core import devices
+from bench.core.stats import MIN_N_FOR_CI, median_ci, rel_ci_sorted, summarize
+
+__all__ = ["TimingConfig", "Measurement", "measure", "summarize", "median_ci", "STOP_REASONS"]
+
+#: Values of ``Measurement.stop_reason``.
+STOP_REASONS = ("precision", "time_budget", "max_samples")
+
+
+# --------------------------------------------------------------------------------------------
+# Task spec
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimingConfig:
+    """How long to warm up and sample, and when a result is precise enough (frozen, hashable)."""
+
+    min_samples: int = 10  # never stop before this many samples (except at max_samples)
+    max_samples: int = 1000  # hard cap on the number of samples
+    min_time_s: float = 0.5  # keep sampling at least this long before a precision stop
+    max_time_s: float = 10.0  # wall-time budget for sampling (min_samples still honoured)
+    target_rel_ci: float = 0.01  # stop when 95% CI half-width of the median / median < this; 0 = off
+    warmup_min_iters: int = 3  # warm-up calls at least (after the first call)
+    warmup_max_s: float = 30.0  # warm-up gives up (steady=False) after this long
+    warmup_window: int = 5  # calls per window in the steadiness test
+    warmup_tol: float = 0.05  # windows' medians within this relative difference = steady
+    noisy_rel_iqr: float = 0.10  # IQR / median above this flags the result as noisy
+
+    def __post_init__(self) -> None:
+        _check_int(self, "min_samples", 1)
+        _check_int(self, "max_samples", 1)
+        _check_int(self, "warmup_min_iters", 0)
+        _check_int(self, "warmup_window", 1)
+        _check_float(self, "min_time_s", 0.0, strict=False)
+        _check_float(self, "max_time_s", 0.0, strict=True)
+        _check_float(self, "target_rel_ci", 0.0, strict=False)
+        _check_float(self, "warmup_max_s", 0.0, strict=False)
+        _check_float(self, "warmup_tol", 0.0, strict=False)
+        _check_float(self, "noisy_rel_iqr", 0.0, strict=True)
+        if self.min_samples > self.max_samples:
+            raise ValueError(
+                f"TimingConfig: min_samples ({self.min_samples}) must be <= max_samples "
+                f"({self.max_samples}); raise max_samples or lower min_samples"
+            )
+        if self.min_time_s > self.max_time_s:
+            raise ValueError(
+                f"TimingConfig: min_time_s ({self.min_time_s}) must be <= max_time_s "
+                f"({self.max_time_s}); raise max_time_s or lower min_time_s"
+            )
+
+
+def _check_int(cfg: TimingConfig, name: str, lo: int) -> None:
+    v = getattr(cfg, name)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"TimingConfig.{name} must be an int >= {lo}, got {v!r}")
+
+
+def _check_float(cfg: TimingConfig, name: str, lo: float, *, strict: bool) -> None:
+    v = getattr(cfg, name)
+    ok = (
+        not isinstance(v, bool)
+        and isinstance(v, (int, float, np.integer, np.floating))
+        and math.isfinite(v)
+        and (v > lo if strict else v >= lo)
+    )
+    if not ok:
+        op = ">" if strict else ">="
+        raise ValueError(f"TimingConfig.{name} must be a finite number {op} {lo}, got {v!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement (raw samples + how they were obtained; statistics derived)
+# --------------------------------------------------------------------------------------------
+
+_RUN_KEYS = ("warmup_iters", "warmup_s", "first_call_s", "steady", "stop_reason")
+
+
+@dataclass(frozen=True, repr=False)
+class Measurement:
+    """Raw per-call samples of one measured step function, with statistics derived from them."""
+
+    samples_ms: tuple[float, ...]  # one entry per sampled call, milliseconds, in call order
+    warmup_iters: int  # warm-up calls after the first call
+    warmup_s: float  # wall time of those warm-up calls, seconds
+    first_call_s: float  # the very first call (compile time for compiled models), seconds
+    steady: bool  # warm-up ended because the time settled (False: warmup_max_s ran out)
+    stop_reason: str  # one of STOP_REASONS
+    device: str = "cpu"
+    config: TimingConfig = field(default_factory=TimingConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "samples_ms", tuple(float(v) for v in self.samples_ms))
+        if self.stop_reason not in STOP_REASONS:
+            raise ValueError(f"stop_reason must be one of {STOP_REASONS}, got {self.stop_reason!r}")
+
+    @functools.cached_property
+    def _stats(self) -> dict[str, Any]:
+        return summarize(self.samples_ms, noisy_rel_iqr=self.config.noisy_rel_iqr)
+
+    n = property(lambda self: self._stats["n_samples"], doc="number of samples")
+    median_ms = property(lambda self: self._stats["latency_ms_p50"], doc="p50, ms")
+    p90_ms = property(lambda self: self._stats["latency_ms_p90"], doc="90th percentile, ms")
+    p99_ms = property(lambda self: self._stats["latency_ms_p99"], doc="99th percentile, ms")
+    mean_ms = property(lambda self: self._stats["latency_ms_mean"], doc="mean, ms")
+    min_ms = property(lambda self: self._stats["latency_ms_min"], doc="fastest sample, ms")
+    iqr_ms = property(lambda self: self._stats["latency_iqr_ms"], doc="p75 - p25, ms")
+    rel_iqr = property(lambda self: self._stats["latency_rel_iqr"], doc="IQR / median")
+    rel_ci = property(lambda self: self._stats["latency_rel_ci"], doc="95% CI half-width / median")
+    noisy = property(lambda self: self._stats["noisy"], doc="rel_iqr > config.noisy_rel_iqr")
+
+    @property
+    def median_ci_ms(self) -> tuple[float, float]:
+        """Distribution-free 95% CI of the median, (lo, hi) in ms."""
+        return self._stats["latency_ms_ci_low"], self._stats["latency_ms_ci_high"]
+
+    def throughput(self, batch_size: int) -> float:
+        """Items (images) per second at the median latency: batch_size / median seconds."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"throughput: batch_size must be an int >= 1, got {batch_size!r}")
+        med = self.median_ms
+        return math.inf if med == 0 else batch_size / (med / 1e3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat, JSON-ready dict: statistics, warm-up info, and raw samples (``samples_ms``)."""
+        d = dict(self._stats)
+        d.update(
+            warmup_iters=self.warmup_iters,
+            warmup_s=self.warmup_s,
+            first_call_s=self.first_call_s,
+            steady=self.steady,
+            stop_reason=self.stop_reason,
+            samples_ms=list(self.samples_ms),
+        )
+        return d
+
+    @classmethod
+    def from_dict(
+        cls, d: Mapping[str, Any], *, device: str = "cpu", config: TimingConfig | None = None
+    ) -> Measurement:
+        """Rebuild from :meth:`to_dict` output (statistics are recomputed from ``samples_ms``)."""
+        missing = [k for k in ("samples_ms", *_RUN_KEYS) if k not in d]
+        if missing:
+            raise ValueError(f"Measurement.from_dict: missing keys {missing}")
+        return cls(
+            samples_ms=tuple(d["samples_ms"]),
+            warmup_iters=int(d["warmup_iters"]),
+            warmup_s=float(d["warmup_s"]),
+            first_call_s=float(d["first_call_s"]),
+            steady=bool(d["steady"]),
+            stop_reason=str(d["stop_reason"]),
+            device=device,
+            config=config if config is not None else TimingConfig(),
+        )
+
+    def __repr__(self) -> str:
+        lo, hi = self.median_ci_ms
+        return (
+            f"Measurement(device={self.device!r}, median={self.median_ms:.4g} ms, "
+            f"95% CI [{lo:.4g}, {hi:.4g}] ms, IQR={self.iqr_ms:.3g} ms ({self.rel_iqr:.1%}), "
+            f"n={self.n}, stop={self.stop_reason}, first_call={self.first_call_s:.3g} s, "
+            f"warmup={self.warmup_iters} calls/{self.warmup_s:.3g} s, steady={self.steady}"
+            f"{', NOISY' if self.noisy else ''})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# measure()
+# --------------------------------------------------------------------------------------------
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    device: str = "cpu",
+    config: TimingConfig = TimingConfig(),
+    sync: Callable[[], object] | None = None,
+) -> Measurement:
+    """Time ``fn()`` (one step per call): first call, warm-up until steady, then samples.
+
+    ``device`` ("cpu", "cuda", "cuda:1", ...) picks the clock (bench.core.devices): CUDA events
+    on a CUDA device (made current for the duration), ``time.perf_counter_ns`` on the CPU, with
+    ``sync`` (if given) called after each call inside the timed region. See the module docstring for the
+    warm-up and stopping rules. Returns a :class:`Measurement` with the raw samples in ms.
+    """
+    if not callable(fn):
+        raise TypeError(f"measure: fn must be a zero-argument callable, got {type(fn).__name__}")
+    if sync is not None and not callable(sync):
+        raise TypeError(f"measure: sync must be callable or None, got {type(sync).__name__}")
+    if not isinstance(config, TimingConfig):
+        raise TypeError(f"measure: config must be a TimingConfig, got {type(config).__name__}")
+    dev = str(device)
+    try:
+        backend = devices.backend(dev)
+    except ValueError as e:
+        raise ValueError(f"measure: {e}") from None
+    if not backend.available():
+        raise RuntimeError(f"measure: device {dev!r} requested but {backend.unavailable_reason()}; "
+                           "use device='cpu' or run on a machine that has it")
+    with backend.current(dev):
+        timer = backend.timer(fn, sync, dev)
+        return _run(fn, dev, config, timer, sync, device_sync=lambda: backend.synchronize(dev))
+
+
+def _run(
+    fn: Callable[[], object],
+    dev: str,
+    cfg: TimingConfig,
+    timed: Callable[[], float],
+    sync: Callable[[], object] | None,
+    device_sync: Callable[[], object] | None,
+) -> Measurement:
+    pc = time.perf_counter
+
+    # 1. First call, alone, on the host clock with the device drained before and after.
+    if device_sync is not None:
+        device_sync()
+    t0 = pc()
+    fn()
+    if sync is not None:
+        sync()
+    if device_sync is not None:
+        device_sync()
+    first_call_s = pc() - t0
+
+    # 2. Warm-up until two consecutive non-overlapping windows agree (or the budget is spent).
+    w, tol = cfg.warmup_window, cfg.warmup_tol
+    need = max(cfg.warmup_min_iters, 2 * w)
+    times: list[float] = []
+    steady = False
+    t_w = pc()
+    while True:
+        k = len(times)
+        if k >= need:
+            prev = statistics.median(times[-2 * w : -w])
+            cur = statistics.median(times[-w:])
+            if abs(cur - prev) <= tol * prev:
+                steady = True
+                break
+        if k >= cfg.warmup_min_iters and pc() - t_w >= cfg.warmup_max_s:
+            break
+        times.append(timed())
+    warmup_s = pc() - t_w
+    warmup_iters = len(times)
+    del times
+
+    # 3. Sampling. Outside the timed region: drain the device, collect garbage once.
+    gc.collect()
+    if device_sync is not None:
+        device_sync()
+    samples: list[float] = []
+    append = samples.append
+    min_n, max_n = cfg.min_samples, cfg.max_samples
+    min_t, max_t, target = cfg.min_time_s, cfg.max_time_s, cfg.target_rel_ci
+    next_check = max(min_n, MIN_N_FOR_CI)
+    reason = ""
+    t_s = pc()
+    while True:
+        append(timed())
+        n = len(samples)
+        if n < min_n:
+            continue
+        elapsed = pc() - t_s
+        over_budget = elapsed >= max_t
+        if (
+            target > 0
+            and elapsed >= min_t
+            and n >= MIN_N_FOR_CI
+            and (n >= next_check or n >= max_n or over_budget)
+        ):
+            next_check = n + max(1, n // 20)  # re-check after ~5% more samples
+            if rel_ci_sorted(np.sort(np.asarray(samples))) < target:
+                reason = "precision"
+                break
+        if n >= max_n:
+            reason = "max_samples"
+            break
+        if over_budget:
+            reason = "time_budget"
+            break
+
+    return Measurement(
+        samples_ms=tuple(samples),
+        warmup_iters=warmup_iters,
+        warmup_s=warmup_s,
+        first_call_s=first_call_s,
+        steady=steady,
+        stop_reason=reason,
+        device=dev,
+        config=cfg,
+    )

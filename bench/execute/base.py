@@ -1,0 +1,92 @@
+"""The executor seam: how a list of cases becomes rows, and where they run.
+
+An executor takes the cases, the :class:`RunSettings` and an :class:`Events` sink, measures
+every case (one :class:`bench.execute.case_runner.CaseRunner` row each) and hands each row to
+``events.row`` as soon as it exists. It never writes files: the caller (the run directory) is
+the only writer. A case that fails becomes a row with its status, never an exception.
+
+Add an executor = a module with an :class:`Executor` subclass and one ``register_executor``
+line in bench/execute/__init__.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.core.case import Case
+from bench.core.timing import TimingConfig
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How cases are measured; part of a run's fingerprint (with the environment)."""
+
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    threads: int | None = None  # torch.set_num_threads in the measuring process; None = torch's default
+    isolate: bool = True  # a fresh process per model group (False: the inline executor)
+    case_timeout_s: float | None = None
+    oom_backoff: bool = False
+    check_outputs: bool = True  # compare each mode's first output with eager fp32
+    profile: bool = True  # count params/MACs/activations (fvcore) for each model and image size
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)  # spec field -> value, for every model (--set)
+    weights: str | None = None  # local checkpoint loaded strictly into every model (--weights)
+    executor: str | None = None  # bench.execute name; None: "local" when isolate, else "inline"
+
+    @property
+    def executor_name(self) -> str:
+        return self.executor or ("local" if self.isolate else "inline")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_payload(self) -> dict:
+        """Only the fields that differ from their defaults (the timing config whole): what a
+        worker process needs. A worker of an older revision (the speed gate's base) then never
+        sees a field it does not know."""
+        default = RunSettings()
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if getattr(self, f.name) != getattr(default, f.name)}
+        out["timing"] = dataclasses.asdict(self.timing)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSettings:
+        d = dict(d)
+        d["timing"] = TimingConfig(**d.get("timing", {}))
+        return cls(**d)
+
+    def fingerprint_part(self) -> dict:
+        """The settings that change what a row means (not isolation or time limits)."""
+        return {"timing": dataclasses.asdict(self.timing), "threads": self.threads,
+                "check_outputs": self.check_outputs, "seed": self.seed,
+                "overrides": self.overrides, "weights": self.weights}
+
+
+@dataclass
+class Events:
+    """Where an executor reports: ``row(row)`` for every finished case (required) and
+    ``start(case)`` when a case begins (optional, for progress)."""
+
+    row: Callable[[dict], None]
+    start: Callable[[Case], None] | None = None
+
+    def started(self, case: Case) -> None:
+        if self.start is not None:
+            self.start(case)
+
+
+class Executor:
+    """Runs cases somewhere and reports their rows through :class:`Events`."""
+
+    name: str = ""
+
+    def run(self, cases: Sequence[Case], settings: RunSettings, events: Events) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What the run records about where it ran."""
+        return {"executor": self.name}

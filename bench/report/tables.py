@@ -1,0 +1,208 @@
+"""Every table resnet-bench shows, as format-neutral :class:`Table` records of text cells.
+
+A table is built here once (which columns, which headers, how each cell reads) and rendered
+by a format module: bench.report.terminal (rich) or bench.report.markdown. A new report format
+renders these records; a new table is one builder here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.core.stats import CONFIDENCE
+
+#: Status (or verdict) -> rich style; the terminal colours a row's last status cell with it.
+STATUS_STYLE = {"ok": "green", "ok-reduced": "yellow", "skipped": "dim", "oom": "red", "timeout": "red",
+                "crashed": "bold red", "error": "red", "pass": "green", "fail": "bold red"}
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    right: set[int] = field(default_factory=set)  # indices of right-aligned (numeric) columns
+    styles: list[dict[int, str]] = field(default_factory=list)  # per row: column index -> style
+    notes: list[str] = field(default_factory=list)  # lines under the table
+
+    def add(self, cells: Sequence[str], styles: dict[int, str] | None = None) -> None:
+        self.rows.append([str(c) for c in cells])
+        self.styles.append(styles or {})
+
+
+# ------------------------------------------------------------------ cells
+def _missing(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    try:
+        import pandas as pd
+
+        return value is pd.NA
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number or value as a cell: 4 significant digits, thousands separators for integers and
+    large floats, yes/NO for flags, - for missing."""
+    if _missing(value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def giga(value: Any) -> str:
+    try:
+        return f"{float(value) / 1e9:.3f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def mega(value: Any) -> str:
+    try:
+        return f"{float(value) / 1e6:.2f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def percent(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) and not _missing(value) else "-"
+
+
+_CELL: dict[str, Callable[[Any], str]] = {"giga": giga, "percent": percent, "auto": fmt, "status": str}
+
+
+# ------------------------------------------------------------------ results
+def status_text(row: dict, busy: bool) -> str:
+    """A row's status with the flags that make its numbers unreliable."""
+    text = str(row.get("status"))
+    if row.get("noisy") is True:
+        text += " (noisy)"
+    if busy:
+        text += " (busy CPU)"
+    if row.get("output_ok") is False:
+        text += " (output differs!)"
+    return text
+
+
+def results(rows: Iterable[dict], busy: Callable[[dict], bool], title: str = "Results") -> Table:
+    """The results table: DISPLAY's terminal columns (bench.results.columns)."""
+    from bench.results import columns
+
+    cols = columns.shown("terminal")
+    t = Table(title, [c.header or c.name for c in cols],
+              right={i for i, c in enumerate(cols) if c.fmt in ("auto", "giga", "percent")
+                     and c.name not in ("model", "workload", "layout", "precision", "compile")})
+    for r in rows:
+        cells, styles = [], {}
+        for i, c in enumerate(cols):
+            if c.fmt == "status":
+                cells.append(status_text(r, busy(r)))
+                styles[i] = STATUS_STYLE.get(str(r.get(c.name)), "")
+            else:
+                cells.append(_CELL[c.fmt](r.get(c.name)))
+        t.add(cells, styles)
+    return t
+
+
+def frame(df, title: str) -> Table:
+    """Any DataFrame, every column, cells by :func:`fmt`."""
+    t = Table(title, [str(c) for c in df.columns])
+    for r in df.itertuples(index=False):
+        t.add([fmt(v) for v in r])
+    return t
+
+
+def problems(rows: Iterable[dict], labels: Callable[[dict], str]) -> list[str]:
+    """One line per row whose status is not ok: label, status, error."""
+    return [f"{labels(r)}: {r['status']}: {r.get('error') or ''}" for r in rows if r.get("status") != "ok"]
+
+
+# ------------------------------------------------------------------ registry and profile
+def registry(rows: Iterable[dict]) -> Table:
+    t = Table("resnet_impl registry", ["name", "block", "depth", "stride", "stem", "shortcut", "groups x width",
+                                       "params"], right={2, 7})
+    for r in rows:
+        t.add([r["name"], r["block"], str(r["depth"]), r["stride"], r["stem"], r["shortcut"], r["groups_x_width"],
+               f"{r['params']:,}"])
+    return t
+
+
+def profile(rows: list[dict]) -> list[Table]:
+    """Totals per model, then (when the rows have them) params / MACs per stage."""
+    from bench.core.profile import STAGES
+
+    t = Table("Profile (per image; MACs = conv+linear multiply-accumulates, FLOPs = 2 x MACs)",
+              ["model", "image px", "params (M)", "GMACs", "GFLOPs", "GMACs incl. BN", "activations (M)",
+               "FlopCounterMode agrees"], right={1, 2, 3, 4, 5, 6})
+    for r in rows:
+        t.add([r["model"], str(r["image_size"]), mega(r["params"]), giga(r["macs"]), giga(r["flops"]),
+               giga(r.get("macs_all")), mega(r["activations"]), fmt(r.get("counters_agree"))])
+    tables = [t]
+    if rows and all(f"macs_{s}" in rows[0] for s in STAGES):
+        t2 = Table("Per stage: params (M) / GMACs", ["model", *STAGES], right=set(range(1, len(STAGES) + 1)))
+        for r in rows:
+            t2.add([r["model"], *[f"{mega(r[f'params_{s}'])} / {giga(r[f'macs_{s}'])}" for s in STAGES]])
+        tables.append(t2)
+    return tables
+
+
+# ------------------------------------------------------------------ validation
+def _ci_cell(r: dict) -> str:
+    if r.get("ci_low") is None:
+        return "-"
+    return f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['ci']}"
+
+
+def validation(check: str, rows: list[dict], title: str) -> Table:
+    """A `validate` check's rows (bench.validate): ratios ours / reference with their CIs; the
+    distinct skip/error messages become numbered notes under the table."""
+    def note_of(r: dict) -> str:
+        return f"{r['status']}: {r.get('error') or ''}"
+
+    notes: dict[str, int] = {}
+    for r in rows:
+        if r.get("status") != "ok":
+            notes.setdefault(note_of(r), len(notes) + 1)
+
+    def verdict(r: dict) -> str:
+        if r.get("status") != "ok":
+            return f"{r['status']} (note {notes[note_of(r)]})"
+        return r["verdict"]
+
+    ratio = [("ours ms", lambda r: fmt(r.get("ours_ms"))),
+             ("Timer ms" if check == "harness" else "torchvision ms", lambda r: fmt(r.get("ref_ms"))),
+             ("ratio (paired)", lambda r: fmt(r.get("ratio"), 4)),
+             (f"{CONFIDENCE:.0%} CI (vs band)", _ci_cell),
+             ("ours spread", lambda r: percent(r.get("ours_spread"))),
+             ("ref spread", lambda r: percent(r.get("ref_spread"))),
+             ("rounds", lambda r: fmt(r.get("rounds")))]
+    if check == "harness":
+        views = [("path", lambda r: r["path"]),
+                 ("case", lambda r: f"{r['model']} bs{r['batch_size']} {r['image_size']}px "
+                                    f"{r['layout']}/{r['precision']}/{r['compile']} {r['threads']} thr")] + ratio + [
+                 ("samples ours/Timer", lambda r: f"{fmt(r.get('ours_samples'))}/{fmt(r.get('ref_samples'))}")]
+    else:
+        views = [("layout", lambda r: r["layout"]), ("precision", lambda r: r["precision"]),
+                 ("compile", lambda r: r["compile"])] + ratio + [
+                 ("out max abs diff", lambda r: fmt(r.get("max_abs_diff"), 3)),
+                 ("page faults/call ours/tv", lambda r: (f"{r['ours_faults_per_call']:.0f}/{r['ref_faults_per_call']:.0f}"
+                                                         if r.get("ours_faults_per_call") is not None else "-")),
+                 ("first call s ours/tv", lambda r: (f"{r['ours_first_call_s']:.2f}/{r['ref_first_call_s']:.2f}"
+                                                     if r.get("ours_first_call_s") is not None else "-"))]
+    views.append(("verdict", verdict))
+    text_cols = {"path", "case", "layout", "precision", "compile", "verdict"}
+    t = Table(title, [h for h, _ in views], right={i for i, (h, _) in enumerate(views) if h not in text_cols},
+              notes=[f"note {i}: {text}" for text, i in notes.items()])
+    for r in rows:
+        key = r.get("verdict") if r.get("status") == "ok" else r.get("status")
+        t.add([cell(r) for _, cell in views], {len(views) - 1: STATUS_STYLE.get(str(key), "")})
+    return t

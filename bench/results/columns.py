@@ -1,0 +1,192 @@
+"""The one schema of a result row: every column's name, unit, meaning and where it is shown.
+
+A row is a flat dict. Its stored columns, in this order, are the header of ``results.csv``
+(any other key a row carries, e.g. ``macs_layer1``, follows them); ``samples_ms`` stays in the
+JSON files only. A column with ``derive`` is computed from the row's other values once the
+case is measured (:func:`derive`); ``env`` columns are stamped from the run's environment;
+``view`` columns are computed across rows when a table is shown (bench.results.views) and
+never stored.
+
+Add a column = one ``Column(...)`` in SCHEMA (or :func:`register` from a plugin); put its name
+in DISPLAY to show it in the terminal table and results.md. Names carry their units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.core.case import FIELDS
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    unit: str = ""  # "ms", "images/s", "MiB", "s", "MACs", "" (a name, a flag, a count)
+    doc: str = ""  # what it is and which counter or clock counted it
+    header: str | None = None  # terminal header when shown; None: the name
+    fmt: str = "auto"  # terminal cell: auto | giga (x 1e-9) | percent | status
+    markdown: bool = True  # shown in results.md when in DISPLAY
+    terminal: bool = True  # shown in the terminal table when in DISPLAY
+    derive: Callable[[dict], Any] | None = None  # value from the row's other values
+    env: bool = False  # copied from the run's environment into every row
+    raw: bool = False  # JSON/JSONL only
+    view: bool = False  # computed across rows when shown, never stored
+
+
+def _throughput(row: dict) -> float | None:
+    p50, bs = row.get("latency_ms_p50"), row.get("batch_size")
+    if not _num(p50) or not _num(bs) or p50 <= 0:
+        return None
+    return bs / (p50 / 1e3)
+
+
+def _achieved_tflops(row: dict) -> float | None:
+    flops, p50, bs = row.get("flops"), row.get("latency_ms_p50"), row.get("batch_size")
+    if not (_num(flops) and flops and _num(p50) and p50 > 0 and _num(bs)):
+        return None
+    factor = 3 if row.get("workload") == "train" else 1  # forward + backward (activations, weights)
+    return flops * bs * factor / (p50 / 1e3) / 1e12
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+C = Column
+SCHEMA: list[Column] = [
+    # the case
+    C("model", doc="registered variant", header="model"),
+    C("device", doc="cpu or cuda"),
+    C("workload", doc="infer (forward, no_grad) or train (forward, loss, backward, SGD step)", header="work"),
+    C("batch_size", "images", "the batch measured", header="bs"),
+    C("image_size", "px", "input height = width", header="px"),
+    C("layout", doc="memory format (bench.core.modes)"),
+    C("precision", doc="fp32, tf32, or an autocast dtype (bench.core.modes)", header="prec"),
+    C("compile", doc="none (eager) or a torch.compile mode"),
+    # what happened
+    C("status", doc="ok, ok-reduced, skipped, oom, timeout, crashed, error", fmt="status"),
+    C("error", doc="why, for any status but ok"),
+    C("batch_size_requested", "images", "the batch asked for (differs from batch_size only when ok-reduced)"),
+    C("device_name", doc="GPU or CPU model", env=True),
+    # static cost (bench.core.profile, per image)
+    C("params", "parameters", "counted from the module", terminal=False),  # `profile` shows it
+    C("macs", "MACs", "conv + linear multiply-accumulates per image, fvcore FlopCountAnalysis",
+      header="GMACs", fmt="giga"),
+    C("flops", "FLOPs", "2 x macs per image (FlopCounterMode's convention)"),
+    C("macs_all", "MACs", "fvcore's total per image, adding batch-norm and pooling"),
+    C("activations", "elements", "output elements of conv/linear layers per image, fvcore ActivationCountAnalysis"),
+    # latency (bench.core.timing / stats, from samples_ms)
+    C("latency_ms_p50", "ms", "median per-batch latency", header="p50 ms"),
+    C("latency_ms_p90", "ms", "90th percentile", header="p90 ms"),
+    C("latency_ms_p99", "ms", "99th percentile"),
+    C("latency_ms_mean", "ms", "mean"),
+    C("latency_ms_min", "ms", "fastest sample"),
+    C("latency_iqr_ms", "ms", "p75 - p25"),
+    C("latency_rel_iqr", "fraction", "IQR / median", header="IQR/med", fmt="percent"),
+    C("latency_ms_ci_low", "ms", "distribution-free 95% CI of the median, low end"),
+    C("latency_ms_ci_high", "ms", "distribution-free 95% CI of the median, high end"),
+    C("noisy", doc="IQR / median above 10%"),
+    C("throughput_ips", "images/s", "batch_size / median latency", header="img/s", derive=_throughput),
+    C("achieved_tflops", "TFLOP/s", "flops x batch (x3 for training) / median latency", derive=_achieved_tflops),
+    C("peak_mem_mb", "MiB", "CUDA: max_memory_allocated during the case; CPU: peak RSS of the measuring process",
+      header="peak MB"),
+    C("compile_s", "s", "first call of a compiled model (compilation + one step), never in the samples",
+      header="compile s"),
+    C("first_call_s", "s", "the first call, timed apart"),
+    # numerics against eager fp32
+    C("max_abs_diff", "", "max |output - eager fp32 output| on the same weights and input"),
+    C("max_rel_diff", "fraction", "max_abs_diff / max |eager fp32 output|", header="out rel diff"),
+    C("output_ok", doc="max_rel_diff within the precision's tolerance"),
+    # how the samples were taken
+    C("n_samples", "samples", "timed calls"),
+    C("warmup_iters", "calls", "warm-up calls after the first"),
+    C("warmup_s", "s", "warm-up wall time"),
+    C("steady", doc="warm-up ended because the time settled"),
+    C("stop_reason", doc="precision, time_budget or max_samples"),
+    C("load_avg_1m", "", "1-minute load average when the case started"),
+    # the variant (resnet_impl spec)
+    C("block"), C("depth", "layers"), C("version"), C("stride_at"), C("stem"), C("shortcut"),
+    C("groups"), C("width_per_group"),
+    # counter cross-check
+    C("flop_counter_flops", "FLOPs", "torch.utils.flop_counter.FlopCounterMode's count per image"),
+    C("counters_agree", doc="flop_counter_flops == 2 x macs"),
+    # environment
+    C("torch", env=True), C("torchvision", env=True), C("cuda", env=True), C("cudnn", env=True),
+    C("cpu_model", env=True), C("cpu_isa", env=True), C("threads", "threads", env=True),
+    C("git_commit", env=True), C("time_utc", doc="when the row was written (UTC)"),
+    # raw samples and views
+    C("samples_ms", "ms", "every timed sample, in call order", raw=True),
+    C("speedup_vs_eager", "x", "eager fp32 contiguous latency of the same case / this row's (> 1 faster)",
+      header="x eager", view=True),
+]
+del C
+
+#: Columns shown in the terminal table and results.md, in this order.
+DISPLAY: list[str] = [
+    "model", "workload", "batch_size", "image_size", "layout", "precision", "compile", "status",
+    "latency_ms_p50", "latency_ms_p90", "latency_rel_iqr", "throughput_ips", "speedup_vs_eager",
+    "compile_s", "macs", "params", "peak_mem_mb", "max_rel_diff",
+]
+
+#: The case's columns (bench.core.case.Case's fields), in header order.
+CASE_COLUMNS = [c.name for c in SCHEMA if c.name in FIELDS]
+assert set(CASE_COLUMNS) == set(FIELDS), "every Case field is a column"
+#: Statuses of a row that was measured.
+OK_STATUSES = ("ok", "ok-reduced")
+
+
+def by_name() -> dict[str, Column]:
+    return {c.name: c for c in SCHEMA}
+
+
+def stored() -> list[str]:
+    """Stored columns in header order (results.csv; not raw, not view)."""
+    return [c.name for c in SCHEMA if not c.raw and not c.view]
+
+
+def raw() -> list[str]:
+    return [c.name for c in SCHEMA if c.raw]
+
+
+def env() -> list[str]:
+    return [c.name for c in SCHEMA if c.env]
+
+
+def shown(where: str) -> list[Column]:
+    """Columns of DISPLAY for "terminal" or "markdown", in order."""
+    cols = by_name()
+    out = [cols[n] for n in DISPLAY if n in cols]
+    if where == "terminal":
+        return [c for c in out if c.terminal]
+    return [c for c in out if c.markdown]
+
+
+def derive(row: dict) -> dict:
+    """Fill every derived column the row can give (a value that cannot be derived is left out)."""
+    for c in SCHEMA:
+        if c.derive is not None:
+            value = c.derive(row)
+            if value is not None:
+                row[c.name] = value
+    return row
+
+
+def register(column: Column, *, display: bool = False) -> Column:
+    """Add a column (a plugin's, a test's) before the raw and view columns; with `display`,
+    also show it. Refuses a name the schema already has."""
+    if column.name in by_name():
+        raise ValueError(f"column {column.name!r} is already in the schema")
+    at = next(i for i, c in enumerate(SCHEMA) if c.raw or c.view)
+    SCHEMA.insert(at, column)
+    if display:
+        DISPLAY.append(column.name)
+    return column
+
+
+def unregister(name: str) -> None:
+    SCHEMA[:] = [c for c in SCHEMA if c.name != name]
+    if name in DISPLAY:
+        DISPLAY.remove(name)

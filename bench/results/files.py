@@ -1,0 +1,65 @@
+"""The run directory's file names and formats, and the two primitives every writer uses:
+:func:`json_safe` (what JSON can hold) and :func:`atomic_write` (a file is either the old or
+the new version, never half of one). Free of pandas, so measuring processes stay light.
+
+A run's results live in one directory:
+
+- ``rows.jsonl``: one JSON row per finished case, appended and fsync'ed as each case finishes
+  (the crash-safe log; raw latency samples included);
+- ``results.json``: {"format", "version", "fingerprint", "environment", "settings", "command",
+  "rows"} (samples included);
+- ``results.csv`` and ``results.md``: the tidy table (no raw samples), rewritten atomically
+  after every row, so an interrupted run leaves valid files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+FORMAT = "resnet-bench/results"
+FORMAT_VERSION = 1
+ROWS_FILE = "rows.jsonl"
+RESULT_FILES = (ROWS_FILE, "results.json", "results.csv", "results.md")
+
+
+def json_safe(value):
+    """JSON-safe copy: NaN/inf -> None (JSON has none), numpy/pandas scalars -> Python,
+    tuples -> lists, keys -> str."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return json_safe(value.item())
+        except (ValueError, TypeError):
+            pass
+    pd = sys.modules.get("pandas")
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return None
+    return value
+
+
+def atomic_write(path: str | Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same directory, fsync'ed, then
+    renamed over `path`: a reader sees the old file or the new one, never a torn one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
