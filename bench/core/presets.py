@@ -8,14 +8,15 @@ several times slower than fp32, so the CPU presets add it only where the CPU has
 
 from __future__ import annotations
 
+from bench.core.case import REFERENCE_MODE
 from bench.errors import UserError
 
 PRESETS = ("quick", "full")
 QUICK_MODELS = ("resnet50", "resnet50_v1", "resnet50c", "resnet50d", "resnet50s", "resnext50_32x4d")
 PRESET_MODES = {
-    "cpu": (("contiguous", "fp32", "none"), ("channels_last", "fp32", "none"),
+    "cpu": (REFERENCE_MODE, ("channels_last", "fp32", "none"),
             ("channels_last", "fp32", "default")),
-    "cuda": (("contiguous", "fp32", "none"), ("contiguous", "tf32", "none"),
+    "cuda": (REFERENCE_MODE, ("contiguous", "tf32", "none"),
              ("channels_last", "bf16", "none"), ("channels_last", "fp16", "none"),
              ("channels_last", "bf16", "default")),
 }

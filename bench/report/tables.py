@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.core.case import Case
 from bench.core.stats import CONFIDENCE
 
 #: Status (or verdict) -> rich style; the terminal colours a row's last status cell with it.
@@ -187,8 +188,7 @@ def validation(check: str, rows: list[dict], title: str) -> Table:
              ("rounds", lambda r: fmt(r.get("rounds")))]
     if check == "harness":
         views = [("path", lambda r: r["path"]),
-                 ("case", lambda r: f"{r['model']} bs{r['batch_size']} {r['image_size']}px "
-                                    f"{r['layout']}/{r['precision']}/{r['compile']} {r['threads']} thr")] + ratio + [
+                 ("case", lambda r: f"{Case.from_row({**r, 'workload': 'infer'}).label()} {r['threads']} thr")] + ratio + [
                  ("samples ours/Timer", lambda r: f"{fmt(r.get('ours_samples'))}/{fmt(r.get('ref_samples'))}")]
     else:
         views = [("layout", lambda r: r["layout"]), ("precision", lambda r: r["precision"]),

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.core import modes
-from bench.core.case import Case
+from bench.core.case import REFERENCE_MODE, Case
 from bench.errors import one_line
 from bench.validate.rounds import Round, Settings, comparison_row, interleave, measure_round, timer_round, warm_up
 
 
 def harness_case(s: Settings) -> Case:
-    return Case(s.model, "infer", s.batch_size, s.image_size, "contiguous", "fp32", "none", s.device)
+    return Case(s.model, "infer", s.batch_size, s.image_size, *REFERENCE_MODE, s.device)
 
 
 def harness_check(s: Settings, on_round: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
