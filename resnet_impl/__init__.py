@@ -31,6 +31,7 @@ from .registry import (
     create_model,
     get_spec,
     list_models,
+    load_plugins,
     register_model,
     unregister_model,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "create_model",
     "get_spec",
     "list_models",
+    "load_plugins",
     "register_model",
     "unregister_model",
 ]

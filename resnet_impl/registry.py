@@ -45,6 +45,13 @@ _REGISTRY: dict[str, _Entry] = {}
 _PLUGINS_SEEN: set[str] = set()  # imported, or being imported (guards re-entry from plugins)
 
 
+def load_plugins() -> None:
+    """Import the modules named in ``RESNET_BENCH_PLUGINS`` not imported yet (done on every
+    registry access; call it to surface a broken plugin early). A plugin that fails to import,
+    raises, or calls ``sys.exit`` is a ``ValueError`` naming it."""
+    _load_plugins()
+
+
 def _load_plugins() -> None:
     names = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
     for module in names:
@@ -53,6 +60,10 @@ def _load_plugins() -> None:
         _PLUGINS_SEEN.add(module)
         try:
             importlib.import_module(module)
+        except SystemExit as exc:
+            _PLUGINS_SEEN.discard(module)
+            raise ValueError(f"{PLUGINS_ENV}: plugin module {module!r} called sys.exit({exc.code!r}) "
+                             "while being imported") from None
         except Exception as exc:
             _PLUGINS_SEEN.discard(module)  # fail again on the next access, not silently later
             raise ValueError(

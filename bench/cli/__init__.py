@@ -4,6 +4,7 @@ one line, exit 1 (``--debug`` for the traceback)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -28,10 +29,25 @@ def build_parser() -> Parser:
     return parser
 
 
+def load_plugins() -> None:
+    """Import the RESNET_BENCH_PLUGINS modules now, so a broken plugin is one line (exit 2)
+    before anything runs; whatever a plugin prints goes to stderr (stdout may hold JSON)."""
+    if not os.environ.get("RESNET_BENCH_PLUGINS", "").strip():
+        return
+    import resnet_impl
+
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            resnet_impl.load_plugins()
+        except ValueError as e:
+            raise UserError(str(e)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or bool(os.environ.get("RESNET_BENCH_DEBUG"))
     try:
+        load_plugins()
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "cmd", None):

@@ -125,7 +125,7 @@ def speed_cases(args, device: str) -> list:
     """The cases asked, exactly (no reference mode added), with the gate's small defaults."""
     from bench.core.case import MIN_IMAGE_SIZE, WORKLOADS, Sweep, expand_models
 
-    get = lambda flag: getattr(args, flag) or SPEED_DEFAULTS[flag]  # noqa: E731
+    get = lambda flag: SPEED_DEFAULTS[flag] if getattr(args, flag) is None else getattr(args, flag)  # noqa: E731
     defaults = {"layout": A.split_list(SPEED_DEFAULTS["layouts"]),
                 "precision": A.split_list(SPEED_DEFAULTS["precisions"]),
                 "compile": A.split_list(SPEED_DEFAULTS["compile"])}
@@ -167,7 +167,7 @@ def run_speed(args) -> int:
             raise UserError(f"--out: directory {out_path.parent} does not exist")
     log = _log(args.quiet)
     A.check_threads(args.threads)
-    device = devices.resolve_device(args.device)
+    device = devices.resolve_device(args.device or "auto")
     cases = speed_cases(args, device)
     settings = speed.gate_settings(device, threads=args.threads, round_time_s=args.max_time,
                                    min_samples=args.min_samples, min_time_s=args.min_time,

@@ -62,15 +62,33 @@ def parse_modes(args, defaults: dict[str, Sequence[str]]) -> tuple[tuple[str, st
 
     def axis(flag: str, name: str, what: str) -> tuple[str, ...]:
         value = getattr(args, flag)
-        return parse_choices(value, what, modes.names(name)) if value else tuple(defaults[name])
+        return parse_choices(value, what, modes.names(name)) if value is not None else tuple(defaults[name])
 
     return product_modes(axis("layouts", "layout", "layout"), axis("precisions", "precision", "precision"),
                          axis("compile", "compile", "compile mode"))
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def check_threads(threads: int | None) -> None:
-    if threads is not None and threads < 1:
+    """A positive thread count no larger than the CPUs this process may use: more threads than
+    cores only make the threads wait on each other."""
+    if threads is None:
+        return
+    if threads < 1:
         raise UserError(f"--threads must be a positive integer, got {threads}")
+    cpus = usable_cpus()
+    if threads > cpus:
+        raise UserError(f"--threads {threads} is more than the {cpus} CPU(s) this process may use; "
+                        f"give at most {cpus} (1 is steadiest on a shared machine)")
 
 
 def check_seconds(value: float | None, flag: str, *, zero_ok: bool = False) -> None:
@@ -156,7 +174,7 @@ def add_sweep_flags(p: argparse.ArgumentParser, helps: dict[str, str] | None = N
     } | (helps or {})
     for dest in SWEEP_FLAGS:
         p.add_argument("--" + dest.replace("_", "-"), dest=dest, help=h[dest])
-    p.add_argument("--device", default="auto", help=h["device"])
+    p.add_argument("--device", help=h["device"])
     p.add_argument("--threads", type=int, help=h["threads"])
     p.add_argument("--max-time", type=float, help=h["max_time"])
     p.add_argument("--min-time", type=float, help=h["min_time"])

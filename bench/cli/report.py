@@ -21,6 +21,8 @@ def run(args) -> int:
     from bench.store.load import load_results
 
     rs = load_results(args.results)
+    for note in rs.notes:
+        terminal.say(f"warning: {note}", "yellow")
     df = rs.frame()
     if args.format == "json":
         print(json.dumps(json_safe(rs.rows)))

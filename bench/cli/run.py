@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 from bench.cli import common_args as A
 from bench.errors import UserError
+from bench.store.rundir import check_path
 
 
 def add_parser(sub) -> None:
@@ -19,12 +23,17 @@ def add_parser(sub) -> None:
     from bench.execute import executor_names
 
     p = sub.add_parser("run", help="measure a sweep of cases")
-    p.add_argument("--preset", default="quick", help=f"{', '.join(PRESETS)} (default quick)")
+    p.add_argument("--preset", help=f"{', '.join(PRESETS)} (default quick)")
     A.add_sweep_flags(p)
     A.add_variant_flags(p)
     p.add_argument("--out", help="directory for this run's results (default results/runs/<time>-<device>-<preset>)")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    p.add_argument("--resume", metavar="DIR", help="continue an interrupted run: measure only the cases not in DIR")
+    p.add_argument("--resume", metavar="DIR", help="continue an interrupted run: measure only the cases not in DIR "
+                   "(with its saved settings; may change --case-timeout, --executor, --no-memory-check)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: measure crashed, timeout and error cases again (their rows move to retried.jsonl)")
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="run cases whose estimated memory exceeds the free memory (default: an oom row at once)")
     p.add_argument("--executor", choices=executor_names(), default=None,
                    help="where cases run: local (default: a fresh process per model) or inline (this process)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
@@ -44,18 +53,19 @@ def build_sweep(args, device: str):
     from bench.core.case import MIN_IMAGE_SIZE, REFERENCE_MODE, WORKLOADS, Sweep, expand_models
     from bench.core.presets import preset
 
-    p = preset(args.preset, device)
-    models = expand_models(args.models) if args.models else expand_models(p["models"])
-    bss = A.parse_positive_ints(args.batch_sizes, "batch size") if args.batch_sizes else p["batch_sizes"]
+    p = preset(args.preset or "quick", device)
+    models = expand_models(args.models) if args.models is not None else expand_models(p["models"])
+    bss = A.parse_positive_ints(args.batch_sizes, "batch size") if args.batch_sizes is not None else p["batch_sizes"]
     sizes = (A.parse_positive_ints(args.image_sizes, "image size", MIN_IMAGE_SIZE)
-             if args.image_sizes else p["image_sizes"])
-    if args.layouts or args.precisions or args.compile:
+             if args.image_sizes is not None else p["image_sizes"])
+    if any(getattr(args, f) is not None for f in ("layouts", "precisions", "compile")):
         modes = A.parse_modes(args, dict(zip(("layout", "precision", "compile"), ([m] for m in REFERENCE_MODE))))
     else:
         modes = p["modes"]
     if REFERENCE_MODE not in modes:
         modes = (REFERENCE_MODE,) + tuple(modes)
-    workloads = A.parse_choices(args.workloads, "workload", WORKLOADS) if args.workloads else p["workloads"]
+    workloads = (A.parse_choices(args.workloads, "workload", WORKLOADS) if args.workloads is not None
+                 else p["workloads"])
     return Sweep(models, bss, sizes, tuple(modes), workloads, device)
 
 
@@ -94,71 +104,109 @@ def _executor(args) -> str:
     return "inline" if not args.isolate else (args.executor or "local")
 
 
+# What a resume may change: where and how long cases may run, never what a row means.
+RESUME_MAY_CHANGE = ("--case-timeout", "--executor", "--no-isolate", "--no-memory-check", "--retry-failed")
+_RESUME_FIXED = {"preset": "--preset", "device": "--device", "threads": "--threads", "max_time": "--max-time",
+                 "min_time": "--min-time", "min_samples": "--min-samples", "max_warmup": "--max-warmup",
+                 "overrides": "--set", "weights": "--weights", "out": "--out"}
+
+
+def _check_flags(args) -> None:
+    """Every flag value that needs no measuring, before anything is written."""
+    if args.case_timeout is not None and not (math.isfinite(args.case_timeout) and args.case_timeout > 0):
+        raise UserError(f"--case-timeout must be a positive number of seconds, got {args.case_timeout:g}")
+    A.check_threads(args.threads)
+    if args.out is not None:
+        check_path(args.out)
+    if args.resume is not None:
+        check_path(args.resume)
+        fixed = [flag for dest, flag in _RESUME_FIXED.items() if getattr(args, dest) not in (None, [])]
+        fixed += ["--overwrite"] * args.overwrite + ["--oom-backoff"] * args.oom_backoff
+        fixed += ["--" + f.replace("_", "-") for f in A.SWEEP_FLAGS if getattr(args, f) is not None]
+        if fixed:
+            raise UserError(f"--resume continues the saved sweep with its saved settings: drop the sweep flags and "
+                            f"settings ({', '.join(fixed)}: they change what a row means); a resume may change "
+                            f"only {', '.join(RESUME_MAY_CHANGE)}")
+    elif args.retry_failed:
+        raise UserError("--retry-failed goes with --resume DIR")
+
+
 def run(args) -> int:
     import torch
 
     from bench.core import devices
     from bench.core import env as E
+    from bench.core.case import Case
     from bench.execute import Events, RunSettings, get_executor
     from bench.report import terminal
     from bench.results.files import json_safe
     from bench.store.load import load_results
-    from bench.store.rundir import ResultsWriter
-    from bench.core.case import Case
+    from bench.store.rundir import RETRYABLE, ResultsWriter
 
-    if args.case_timeout is not None and args.case_timeout <= 0:
-        raise UserError(f"--case-timeout must be a positive number of seconds, got {args.case_timeout:g}")
+    _check_flags(args)
     executor_name = _executor(args)
     isolate = executor_name != "inline"
     if args.case_timeout is not None and not isolate:
         raise UserError("--case-timeout needs process isolation; drop --no-isolate")
-    A.check_threads(args.threads)
-    if args.resume and (args.overwrite or args.out):
-        raise UserError("--resume continues the run in its own directory; drop --out/--overwrite")
-    if args.resume and any(getattr(args, f) for f in A.SWEEP_FLAGS):
-        raise UserError("--resume continues the saved sweep; drop the sweep flags (--models, --batch-sizes, ...)")
     overrides = A.parse_overrides(args.overrides)
-    if args.resume and (overrides or args.weights):
-        raise UserError("--resume continues the saved sweep; drop --set/--weights")
     command = shlex.join(["resnet-bench"] + sys.argv[1:]) if args.command_line is None else args.command_line
 
-    if args.resume:
+    def fingerprint(env: dict, saved: dict) -> str:
+        saved = {k: v for k, v in saved.items() if k != "planned_cases"}
+        return E.fingerprint(env, RunSettings.from_dict(saved).fingerprint_part())
+
+    if args.resume is not None:
         # The saved run decides what is measured and how: its planned cases and its settings.
         out = Path(args.resume)
         prev = load_results(out)
         meta = dict(prev.settings)
-        planned = [Case.from_dict(d) for d in meta.pop("planned_cases", [])]
+        try:
+            planned = [Case.from_dict(d) for d in meta.pop("planned_cases", None) or []]
+            settings = RunSettings.from_dict(meta)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise UserError(f"{out}: its planned cases or settings are unreadable ({type(e).__name__}: {e})") from None
         if not planned:
             raise UserError(f"{out} does not record its planned cases; cannot resume it")
-        try:
-            settings = RunSettings.from_dict(meta)
-        except (TypeError, ValueError) as e:
-            raise UserError(f"{out}: unreadable run settings ({e})") from None
-        if args.executor or not args.isolate:  # where cases run may change; what is measured may not
-            settings = dataclasses.replace(settings, isolate=isolate,
-                                           executor=None if executor_name in ("local", "inline") else executor_name)
+        changes = {}
+        if args.executor or not args.isolate:
+            changes.update(isolate=isolate, executor=None if executor_name in ("local", "inline") else executor_name)
+        if args.case_timeout is not None:
+            changes["case_timeout_s"] = args.case_timeout
+        if args.no_memory_check:
+            changes["memory_check"] = False
+        settings = dataclasses.replace(settings, **changes)
+        if settings.case_timeout_s is not None and not settings.isolate:
+            raise UserError("--case-timeout needs process isolation; drop --no-isolate")
         device = devices.resolve_device(planned[0].device)
         env = E.collect(device, settings.threads or torch.get_num_threads())
-        fp = E.fingerprint(env, settings.fingerprint_part())
-        writer = ResultsWriter.resume(out, env, prev.settings, command, fingerprint=fp)
+        writer = ResultsWriter.resume(out, env, command, fingerprint=fingerprint,
+                                      notice=lambda msg: terminal.say(f"note: {msg}", "yellow"))
+        if args.retry_failed:
+            n = writer.set_aside(RETRYABLE)
+            terminal.say(f"--retry-failed: {n} {'/'.join(RETRYABLE)} row(s) moved to retried.jsonl, measured again")
     else:
-        device = devices.resolve_device(args.device)
+        device = devices.resolve_device(args.device or "auto")
         settings = RunSettings(timing=timing_config(args), threads=args.threads, isolate=isolate,
                                executor=None if executor_name in ("local", "inline") else executor_name,
                                case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff, overrides=overrides,
-                               weights=os.path.abspath(args.weights) if args.weights else None)
+                               weights=os.path.abspath(args.weights) if args.weights else None,
+                               memory_check=not args.no_memory_check)
         sweep = build_sweep(args, device)
+        if args.baseline_model is not None and args.baseline_model not in sweep.models:
+            raise UserError(f"--baseline-model {args.baseline_model!r} is not among the models of this sweep "
+                            f"({', '.join(sweep.models)})")
         A.validate_variants(sweep.models, settings.overrides, settings.weights)
         planned = sweep.cases()
         env = E.collect(device, settings.threads or torch.get_num_threads())
-        fp = E.fingerprint(env, settings.fingerprint_part())
-        out = Path(args.out) if args.out else default_out_dir(device, args.preset if not args.models else "custom")
+        out = Path(args.out) if args.out is not None else default_out_dir(
+            device, (args.preset or "quick") if args.models is None else "custom")
         meta = settings.to_dict() | {"planned_cases": [c.as_dict() for c in planned]}
-        writer = ResultsWriter.create(out, env, meta, command, fingerprint=fp, overwrite=args.overwrite)
+        writer = ResultsWriter.create(out, env, meta, command, fingerprint=fingerprint(env, meta),
+                                      overwrite=args.overwrite)
 
     done = writer.done_keys()
     todo = [c for c in planned if c.key() not in done]
-    if args.resume:
+    if args.resume is not None:
         terminal.say(f"resuming {out}: {len(done)} case(s) done, {len(todo)} to measure")
     try:
         executor = get_executor(settings.executor_name)
@@ -170,13 +218,21 @@ def run(args) -> int:
         writer.append(row)
         progress.advance()
 
+    previous_term = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
-        with progress:
+        with progress, contextlib.redirect_stdout(sys.stderr):  # stdout holds only our output
             executor.run(todo, settings, Events(row=on_row, start=lambda c: progress.describe(c.label())))
-    except KeyboardInterrupt:
-        terminal.say(f"interrupted: {len(writer.rows)} row(s) kept in {out}; continue with: "
-                     f"resnet-bench run --resume {out}")
-        return 130
+    except (KeyboardInterrupt, Terminated) as e:
+        terminal.say(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}: {len(writer.rows)} row(s) "
+                     f"kept in {out}; continue with: resnet-bench run --resume {shlex.quote(str(out))}")
+        return 143 if isinstance(e, Terminated) else 130
+    except OSError as e:
+        terminal.say(f"resnet-bench: cannot write results to {out}: {e.strerror or e}; {len(writer.rows)} row(s) "
+                     f"kept; free space and continue with: resnet-bench run --resume {shlex.quote(str(out))}", "red")
+        return 1
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
     df = writer.frame()
     if args.format == "json":
@@ -185,3 +241,17 @@ def run(args) -> int:
         terminal.show_results(df, args.baseline_model, cpu_count=env.get("cpu_count"))
     terminal.say(f"results: {out}/results.csv, results.md, results.json ({len(df)} rows)")
     return 0
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (a CI cancel, a scheduler's time limit)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -19,12 +19,12 @@ this module costs nothing to import.
 from __future__ import annotations
 
 import contextlib
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
+
+from bench.core.host import cpu_model, peak_rss_bytes
 
 _MIB = 2**20
 
@@ -98,6 +98,10 @@ class Device:
         """Peak memory since the last reset, MiB."""
         raise NotImplementedError
 
+    def free_memory_bytes(self, device: str) -> int | None:
+        """Memory a case may still take, bytes; None when unknown."""
+        return None
+
     # -- environment --------------------------------------------------------------------------
     def describe(self, device: str) -> dict[str, Any]:
         """Environment columns for this device: device_name, cuda, cudnn."""
@@ -137,7 +141,16 @@ class CpuDevice(Device):
         /proc/self/status (resettable), else ``getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on
         Linux, bytes on macOS; monotone), psutil's ``peak_wset`` on Windows. Includes the
         interpreter and torch itself (several hundred MiB)."""
-        return _peak_rss_bytes() / _MIB
+        return peak_rss_bytes() / _MIB
+
+    def free_memory_bytes(self, device: str) -> int | None:
+        """What the OS could give this process now (psutil's ``available``)."""
+        try:
+            import psutil
+
+            return int(psutil.virtual_memory().available)
+        except Exception:  # pragma: no cover - psutil is a dependency
+            return None
 
 
 class CudaDevice(Device):
@@ -245,6 +258,15 @@ class CudaDevice(Device):
 
         return torch.cuda.max_memory_allocated(torch.device(device)) / _MIB
 
+    def free_memory_bytes(self, device: str) -> int | None:
+        """Free device memory (``cudaMemGetInfo``) plus what torch's caching allocator holds
+        reserved but unused."""
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        d = torch.device(device)
+        return int(free + torch.cuda.memory_reserved(d) - torch.cuda.memory_allocated(d))
+
     def describe(self, device: str) -> dict[str, Any]:
         import torch
 
@@ -317,48 +339,15 @@ def peak_memory_mb(device: str = "cpu") -> float:
 
 
 def is_oom(exc: BaseException) -> bool:
-    """An out-of-memory failure: torch's OutOfMemoryError, or an error that says so."""
+    """An out-of-memory failure: torch's OutOfMemoryError, Python's MemoryError, or an error
+    that says so (CUDA's "out of memory", the CPU allocator's "can't allocate memory")."""
+    if isinstance(exc, MemoryError):
+        return True
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(exc, torch.OutOfMemoryError):
         return True
-    return "out of memory" in str(exc).lower()
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux) with its family/model numbers (a VM may
-    report just "AMD EPYC": the family tells Zen 3 from Zen 5), else platform.processor()."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key in ("model name", "cpu family", "model") and key not in info:
-                info[key] = value.strip()
-            if not line.strip() and info:
-                break
-    except OSError:
-        pass
-    if "model name" in info:
-        extra = f" (family {info['cpu family']}, model {info['model']})" if "cpu family" in info else ""
-        return info["model name"] + extra
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (Linux; empty elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16: without either, bf16 autocast on CPU is several times slower
-    than fp32; with them it can pay off."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text
 
 
 def _compile_supported() -> bool:
@@ -368,22 +357,3 @@ def _compile_supported() -> bool:
         return True
     except Exception:  # pragma: no cover - depends on the installation
         return False
-
-
-def _peak_rss_bytes() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import resource
-    except ImportError:  # Windows
-        import psutil
-
-        info = psutil.Process().memory_info()
-        return int(getattr(info, "peak_wset", info.rss))
-    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(ru) if sys.platform == "darwin" else int(ru) * 1024

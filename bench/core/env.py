@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.core.devices import cpu_flags, cpu_has_native_bf16, cpu_model  # noqa: F401  (the host CPU)
+from bench.core.host import cpu_flags, cpu_has_native_bf16, cpu_model  # noqa: F401  (the host CPU)
 
 _REPO = Path(__file__).resolve().parents[2]
 

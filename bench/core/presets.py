@@ -30,7 +30,7 @@ def preset(name: str, device: str) -> dict:
         raise UserError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
     modes = PRESET_MODES[device]
     if device == "cpu":
-        from bench.core.devices import cpu_has_native_bf16
+        from bench.core.host import cpu_has_native_bf16
 
         if cpu_has_native_bf16():
             modes = modes + (CPU_BF16_MODE,)

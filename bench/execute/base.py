@@ -35,6 +35,7 @@ class RunSettings:
     overrides: dict = field(default_factory=dict)  # spec field -> value, for every model (--set)
     weights: str | None = None  # local checkpoint loaded strictly into every model (--weights)
     executor: str | None = None  # bench.execute name; None: "local" when isolate, else "inline"
+    memory_check: bool = True  # refuse (an oom row) a case whose memory lower bound exceeds free memory
 
     @property
     def executor_name(self) -> str:

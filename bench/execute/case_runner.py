@@ -71,6 +71,7 @@ class CaseRunner:
         if settings.threads:
             torch.set_num_threads(settings.threads)
         self._models: dict[str, Any] = {}
+        self._footprints: dict[tuple[str, int], Any] = {}
         self._profiles: dict[tuple[str, int], dict] = {}
         self._refs: dict[tuple, Any] = {}
 
@@ -86,6 +87,30 @@ class CaseRunner:
             self._models[name] = resnet_impl.create_model(
                 name, weights=self.settings.weights, **self.settings.overrides)
         return self._models[name]
+
+    def check_memory(self, case: Case) -> None:
+        """Raise an out-of-memory error, before anything is allocated, when the case's lower
+        bound (bench.core.memory) exceeds the device's free memory."""
+        from bench.core import memory
+
+        key = (case.model, case.image_size)
+        if key not in self._footprints:
+            import resnet_impl
+
+            try:
+                self._footprints[key] = memory.footprint(
+                    lambda: resnet_impl.create_model(case.model, **self.settings.overrides), case.image_size)
+            except Exception:  # the estimate is a guard, never a failure of its own
+                self._footprints[key] = None
+        fp = self._footprints[key]
+        free = devices.backend(case.device).free_memory_bytes(case.device)
+        if fp is None or free is None:
+            return
+        need = fp.bytes_needed(case.batch_size, case.workload)
+        if need > free:
+            raise MemoryError(f"out of memory (estimated before running): batch {case.batch_size} at "
+                              f"{case.image_size} px needs at least {memory.gib(need)}, {case.device} has "
+                              f"{memory.gib(free)} free; --no-memory-check tries anyway")
 
     def profile_columns(self, name: str, image_size: int) -> dict:
         key = (name, image_size)
@@ -155,6 +180,8 @@ class CaseRunner:
 
         from bench.core import timing
 
+        if self.settings.memory_check:
+            self.check_memory(case)
         out: dict[str, Any] = {}
         if self.settings.profile:
             out.update(self.profile_columns(case.model, case.image_size))

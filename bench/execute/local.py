@@ -55,13 +55,18 @@ class LocalExecutor(Executor):
                 pending = [c for c in pending if c.key() not in done]
 
     def _command(self) -> list[str]:
+        """``python -P -m <worker>``: -P (safe path) keeps the current directory off sys.path,
+        so a json.py or torch.py where the user stands cannot run inside the measuring process."""
         module = worker_module(self.code_root or _OWN_ROOT) or "bench.execute.worker"
-        return [sys.executable, "-m", module]
+        return [sys.executable, "-P", "-m", module]
 
     def _env(self) -> dict[str, str]:
+        """The code root first on PYTHONPATH (the user's PYTHONPATH after it), and safe-path
+        mode for whatever the worker starts."""
         env = dict(os.environ)
         root = self.code_root or str(_OWN_ROOT)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONSAFEPATH"] = "1"
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -69,7 +74,8 @@ class LocalExecutor(Executor):
         """Run `cases` in one worker process. Returns the keys that got a row (from the worker,
         or a `crashed`/`timeout` row made here for the case it died on). Stops at the first
         death: the caller restarts a fresh worker for the rest."""
-        payload = json.dumps({"cases": [c.as_dict() for c in cases], "settings": settings.to_payload()})
+        payload = json.dumps({"cases": [c.as_dict() for c in cases], "settings": settings.to_payload(),
+                              "plugin_paths": plugin_paths()})
         by_key = {c.key(): c for c in cases}
         done: set[str] = set()
         with tempfile.TemporaryFile(mode="w+b") as errf:
@@ -121,6 +127,27 @@ class LocalExecutor(Executor):
             finally:
                 if proc.poll() is None:
                     _kill(proc)
+
+
+def plugin_paths() -> list[str]:
+    """The sys.path entries the modules named in RESNET_BENCH_PLUGINS were imported from here.
+    The worker appends them (after the standard library and site-packages, so nothing in them
+    can stand in for a library module) instead of inheriting the current directory."""
+    import importlib.util
+
+    from resnet_impl import PLUGINS_ENV
+
+    roots = []
+    for name in [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+            continue
+        depth = len(name.split(".")) - (0 if spec.submodule_search_locations is None else -1)
+        roots.append(str(Path(spec.origin).resolve().parents[depth - 1]))
+    return list(dict.fromkeys(roots))
 
 
 def _read_events(stream, out: queue.Queue) -> None:

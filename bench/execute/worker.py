@@ -35,6 +35,7 @@ def main() -> int:
     os.dup2(2, 1)  # stray prints (C or Python) go to stderr
     sys.stdout = sys.stderr
     payload = json.load(sys.stdin)
+    sys.path.extend(p for p in payload.get("plugin_paths", []) if p not in sys.path)
 
     from bench.core.case import Case
     from bench.execute.base import RunSettings

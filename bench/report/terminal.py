@@ -44,7 +44,7 @@ def show(tables: Iterable[Table], con: Console | None = None, *, compact: bool =
 
 def say(text: str, style: str = "", *, stderr: bool = True) -> None:
     """One message line, as plain text in `style` (no markup, no highlighting)."""
-    console(stderr=stderr).print(Text(text, style=style))
+    console(stderr=stderr).print(Text(text, style=style), soft_wrap=True)  # one line, however long
 
 
 class Progress:

@@ -46,13 +46,22 @@ def json_safe(value):
     return value
 
 
+def file_mode() -> int:
+    """The mode a new file gets from this process's umask (0o644 under the usual 022)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory, fsync'ed, then
-    renamed over `path`: a reader sees the old file or the new one, never a torn one."""
+    """Write `text` (UTF-8) to `path` through a temporary file in the same directory, fsync'ed,
+    then renamed over `path`: a reader sees the old file or the new one, never a torn one. The
+    file gets the mode a plain new file would get (the temporary file's is 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

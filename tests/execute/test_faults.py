@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from _cli import FAST, REPO, env_with_plugins, run_cli
+from _cli import FAST, REPO, consistent, env_with_plugins, run_cli
 from bench.store import load, rundir
 from bench.core.case import Case
 
@@ -26,18 +26,18 @@ def test_crash_hang_oom_error_each_get_their_status_and_the_sweep_goes_on(tmp_pa
     out = tmp_path / "run"
     t0 = time.monotonic()
     p = run_cli("run", "--models", "test_abort,test_hang,test_oom,test_error,resnet18", "--batch-sizes", "4",
-                "--image-sizes", "32", *ONE_MODE, "--case-timeout", "20", "--out", str(out),
+                "--image-sizes", "32", *ONE_MODE, "--case-timeout", "10", "--out", str(out),
                 "--format", "json", *FAST, plugins=PLUGIN)
     assert p.returncode == 0, p.stderr
     assert time.monotonic() - t0 < 240  # the hang was cut at its limit
     rows = {r["model"]: r for r in json.loads(p.stdout)}
     assert rows["test_abort"]["status"] == "crashed" and "SIGABRT" in rows["test_abort"]["error"]
-    assert rows["test_hang"]["status"] == "timeout" and "20 s" in rows["test_hang"]["error"]
+    assert rows["test_hang"]["status"] == "timeout" and "10 s" in rows["test_hang"]["error"]
     assert rows["test_oom"]["status"] == "oom" and "out of memory" in rows["test_oom"]["error"]
     assert rows["test_oom"]["batch_size"] == 4  # never silently reduced
     assert rows["test_error"]["status"] == "error" and "deliberate failure" in rows["test_error"]["error"]
     assert rows["resnet18"]["status"] == "ok"  # the models after the faults were measured
-    assert len(pd.read_csv(out / "results.csv")) == 5
+    assert len(consistent(out)) == 5
 
 
 @pytest.mark.slow
@@ -57,7 +57,7 @@ def _planned(out) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_killed_sweep_resumes_with_every_case_exactly_once(tmp_path, sig):
     out = tmp_path / "run"
-    args = ["run", "--models", "resnet18", "--image-sizes", "32,40,48,56,64", "--batch-sizes", "2",
+    args = ["run", "--models", "resnet18", "--image-sizes", "32,40,48", "--batch-sizes", "2",
             "--layouts", "contiguous,channels_last", "--compile", "none", "--device", "cpu",
             "--out", str(out), *FAST]
     proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=REPO, env=env_with_plugins(),
@@ -76,15 +76,15 @@ def test_killed_sweep_resumes_with_every_case_exactly_once(tmp_path, sig):
     partial = load.load_results(out)  # every file is still valid
     pd.read_csv(out / "results.csv")
     n_before = len(load.load_results(log).rows)
-    assert 2 <= n_before < 10
+    assert 2 <= n_before < 6
 
     p = run_cli("run", "--resume", str(out), "--quiet")
     assert p.returncode == 0, p.stderr
     assert f"{n_before} case(s) done" in p.stderr
     keys = [Case.from_dict(r).key() for r in load.load_results(log).rows]
-    assert sorted(keys) == sorted(_planned(out)) and len(keys) == len(set(keys)) == 10
-    assert len(pd.read_csv(out / "results.csv")) == 10
-    assert {r["status"] for r in load.load_results(out).rows} == {"ok"}
+    assert sorted(keys) == sorted(_planned(out)) and len(keys) == len(set(keys)) == 6
+    assert len(pd.read_csv(out / "results.csv")) == 6
+    assert {r["status"] for r in consistent(out)} == {"ok"}
     assert partial.rows  # the interrupted state was readable
 
 
@@ -93,6 +93,7 @@ def test_resume_refuses_sweep_flags_and_other_environments(tmp_path, capsys):
 
     w = rundir.ResultsWriter.create(tmp_path / "r", {"torch": "0.0-other"}, {"planned_cases": []}, "cmd",
                                      fingerprint="not-this-machine")
+    w.close()
     assert main(["run", "--resume", str(w.out), "--models", "resnet18"]) == 2
     assert "drop the sweep flags" in capsys.readouterr().err
     assert main(["run", "--resume", str(w.out)]) == 2

@@ -136,9 +136,11 @@ def test_new_run_refuses_a_directory_with_results(tmp_path):
 
 def test_resume_requires_the_same_fingerprint(tmp_path):
     w = write(tmp_path, fp="fp1")
+    w.close()
+    fingerprint = lambda env, settings: "fp1" if env["torch"] == "2.14.1" else "fp2"  # noqa: E731
     with pytest.raises(UserError, match="cannot resume"):
-        rundir.ResultsWriter.resume(w.out, dict(ENV, torch="9.9"), {}, "cmd", fingerprint="fp2")
-    again = rundir.ResultsWriter.resume(w.out, ENV, {}, "cmd", fingerprint="fp1")
+        rundir.ResultsWriter.resume(w.out, dict(ENV, torch="9.9"), "cmd", fingerprint=fingerprint)
+    again = rundir.ResultsWriter.resume(w.out, ENV, "cmd", fingerprint=fingerprint)
     assert len(again.rows) == len(ROWS)
 
 
