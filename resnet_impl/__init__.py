@@ -17,6 +17,9 @@ Variant vocabulary (torchvision, timm, He et al. "Bag of Tricks" 2019):
 * ``d``: deep stem + average-pool shortcut downsampling (ResNet-D).
 * ``s``: deep stem 64-64-128 ("deep base"; first stage takes 128 channels).
 * ``resnextD_AxBd``: ResNeXt, A groups of width B in the 3x3 conv; ``wide_resnetD_2``: 2x wide.
+* ``resnetv2_D``: pre-activation ("v2", He et al. 2016), timm's layout.
+* ``resnet20/32/44/56/110``: He et al.'s CIFAR-10 ResNets (3 stages 16-32-64, option A);
+  ``resnetD_cifar``: the ImageNet blocks with the CIFAR stem (3x3/1, no max-pool), 10 classes.
 
 Plugins: set ``RESNET_BENCH_PLUGINS=pkg.mod1,pkg.mod2`` to import modules that call
 ``register_model`` on first registry access.
@@ -25,6 +28,7 @@ Plugins: set ``RESNET_BENCH_PLUGINS=pkg.mod1,pkg.mod2`` to import modules that c
 from .blocks import BasicBlock, Bottleneck
 from .checkpoints import CheckpointError
 from .model import ResNet
+from .preact import ResNetV2
 from .registry import (
     PLUGINS_ENV,
     count_params,
@@ -50,6 +54,7 @@ __all__ = [
     "CheckpointError",
     "ResNet",
     "ResNetSpec",
+    "ResNetV2",
     "count_params",
     "create_model",
     "get_spec",

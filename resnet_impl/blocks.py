@@ -20,7 +20,26 @@ def conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
 
 
-def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
+class PadShortcut(nn.Module):
+    """Option A (He et al. 2015): the input subsampled with ``stride`` and zero-padded from
+    ``in_ch`` to ``out_ch`` channels (the new channels appended). No parameters."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        if out_ch < in_ch:
+            raise ValueError(f"option A pads channels; it cannot go from {in_ch} to {out_ch}")
+        self.extra, self.stride = out_ch - in_ch, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return nn.functional.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, zero_channels={self.extra}"
+
+
+def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
     """Shortcut for a block whose output shape differs from its input.
 
     * ``"conv"`` (torchvision, keys ``downsample.0/1``): 1x1 conv with ``stride``, BN.
@@ -28,6 +47,7 @@ def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Sequent
       (``ceil_mode=True, count_include_pad=False``; ``nn.Identity`` when ``stride == 1``),
       then 1x1 conv with stride 1, BN. The strided 1x1 conv of "conv" reads only one pixel
       in four; averaging first uses all of them.
+    * ``"pad"`` (option A, He et al. 2015): :class:`PadShortcut`, no parameters.
     """
     if kind == "conv":
         return nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
@@ -38,7 +58,9 @@ def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Sequent
             else nn.Identity()
         )
         return nn.Sequential(pool, conv1x1(in_ch, out_ch, 1), nn.BatchNorm2d(out_ch))
-    raise ValueError(f"invalid shortcut {kind!r}; valid: 'conv', 'avg'")
+    if kind == "pad":
+        return PadShortcut(in_ch, out_ch, stride)
+    raise ValueError(f"invalid shortcut {kind!r}; valid: 'conv', 'avg', 'pad'")
 
 
 class BasicBlock(nn.Module):
@@ -76,10 +98,11 @@ class BasicBlock(nn.Module):
         nn.init.zeros_(self.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        # torchvision's order: the branch first, then the shortcut, added in place.
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -123,11 +146,12 @@ class Bottleneck(nn.Module):
         nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        # torchvision's order: the branch first, then the shortcut, added in place.
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
 
 
 BLOCK_CLASSES: dict[str, type[BasicBlock] | type[Bottleneck]] = {

@@ -11,7 +11,7 @@ from .stems import make_stem_conv, make_stem_pool
 
 
 class ResNet(nn.Module):
-    """ResNet / ResNeXt / wide ResNet, v1 or v1.5, with classic or deep stems (letters c, d, s).
+    """ResNet / ResNeXt / wide ResNet, v1 or v1.5, with classic, deep (letters c, d, s) or CIFAR stems.
 
     One class, configured by a frozen :class:`ResNetSpec` (variants are data):
 
@@ -26,11 +26,14 @@ class ResNet(nn.Module):
       **s** = ``deep_base`` stem, 64-64-128 (PSPNet-style backbones).
     * **ResNeXt** ``AxBd``: ``groups=A`` groups of width ``width_per_group=B`` in the 3x3 conv;
       **wide** ``_2``: ``width_per_group=128``, the bottleneck twice as wide.
+    * **CIFAR** (He et al. 2015 Sec. 4.2): ``cifar`` stem (3x3/1 conv, no max-pool), three
+      stages of widths 16-32-64 with n basic blocks each (depth 6n+2), option-A ``pad``
+      shortcuts, 10 classes.
 
-    Layout and names are torchvision's (``conv1, bn1, relu, maxpool, layer1..layer4, avgpool,
+    Layout and names are torchvision's (``conv1, bn1, relu, maxpool, layer1..layerN, avgpool,
     fc``), deep stems are timm's (``conv1`` a Sequential), so torchvision and timm state_dicts
-    load with ``strict=True``. Any input of >= 32 px works (adaptive average pool before fc);
-    the feature map is 1/32 of the input.
+    load with ``strict=True``. Any input of at least ``spec.total_stride`` px works (adaptive
+    average pool before fc). Pre-activation specs build :class:`resnet_impl.preact.ResNetV2`.
 
     Init (torchvision's): convs kaiming-normal (fan_out, relu), BN weight 1 bias 0, fc PyTorch's
     default; ``zero_init_residual`` zeros the last BN weight of each block.
@@ -41,18 +44,19 @@ class ResNet(nn.Module):
         self.spec = spec
         block = BLOCK_CLASSES[spec.block]
 
-        # Stem: input /4. conv1 is a 7x7/2 conv (classic) or a Sequential of 3 convs (deep).
+        # Stem: input /4 (/1 for cifar). conv1: a 7x7/2 conv (classic), a Sequential of 3 convs
+        # (deep), or a 3x3/1 conv (cifar, whose maxpool is an identity).
         self.conv1 = make_stem_conv(spec.stem, spec.stem_channels)
         self.bn1 = nn.BatchNorm2d(spec.inplanes)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = make_stem_pool()
+        self.maxpool = make_stem_pool(spec.stem)
 
-        # Stages: planes 64, 128, 256, 512 (x expansion out); stride 1, 2, 2, 2 -> input /32.
+        # Stages layer1..layerN: planes spec.stage_widths (x expansion out); stride 1, then 2.
         inplanes = spec.inplanes
-        self.layer1, inplanes = self._make_layer(block, inplanes, 64, spec.layers[0], 1)
-        self.layer2, inplanes = self._make_layer(block, inplanes, 128, spec.layers[1], 2)
-        self.layer3, inplanes = self._make_layer(block, inplanes, 256, spec.layers[2], 2)
-        self.layer4, inplanes = self._make_layer(block, inplanes, 512, spec.layers[3], 2)
+        self.stage_names: tuple[str, ...] = tuple(f"layer{i + 1}" for i in range(len(spec.layers)))
+        for i, (name, n, planes) in enumerate(zip(self.stage_names, spec.layers, spec.stage_widths)):
+            layer, inplanes = self._make_layer(block, inplanes, planes, n, 1 if i == 0 else 2)
+            self.add_module(name, layer)
 
         # Head.
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -91,12 +95,11 @@ class ResNet(nn.Module):
                     m.zero_init_last()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, num_features, ceil-ish H/32, W/32), before pooling."""
+        """(N, 3, H, W) -> (N, num_features, ~H/total_stride, ~W/total_stride), before pooling."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> logits (N, num_classes)."""

@@ -28,6 +28,7 @@ from torch import nn
 
 from .checkpoints import load_checkpoint
 from .model import ResNet
+from .preact import ResNetV2
 from .spec import ResNetSpec
 
 PLUGINS_ENV = "RESNET_BENCH_PLUGINS"
@@ -89,7 +90,7 @@ def _register(spec: ResNetSpec, factory: Factory | None = None) -> ResNetSpec:
 def register_model(spec: ResNetSpec, factory: Factory | None = None) -> ResNetSpec:
     """Register ``spec`` under ``spec.name``; returns the spec.
 
-    ``factory(spec) -> nn.Module`` builds the model (default ``ResNet(spec)``); it receives the
+    ``factory(spec) -> nn.Module`` builds the model (default :func:`build`); it receives the
     spec with the caller's overrides applied. Raises ``ValueError`` if the name is taken.
     """
     _load_plugins()
@@ -144,9 +145,14 @@ def get_spec(name: str) -> ResNetSpec:
     return _entry(name).spec
 
 
+def build(spec: ResNetSpec) -> nn.Module:
+    """The model class a spec describes: :class:`ResNetV2` when ``preact``, else :class:`ResNet`."""
+    return ResNetV2(spec) if spec.preact else ResNet(spec)
+
+
 def _build(spec: ResNetSpec) -> nn.Module:
     entry = _REGISTRY.get(spec.name)
-    factory = entry.factory if entry is not None and entry.factory is not None else ResNet
+    factory = entry.factory if entry is not None and entry.factory is not None else build
     return factory(spec)
 
 
@@ -167,7 +173,7 @@ def create_model(
     """
     entry = _entry(name)
     spec = entry.spec.replace(**overrides)
-    model = (entry.factory or ResNet)(spec)
+    model = (entry.factory or build)(spec)
     if weights is not None:
         load_checkpoint(model, weights)
     if device is not None:

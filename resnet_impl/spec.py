@@ -14,6 +14,14 @@ Vocabulary (timm's letters, He et al. "Bag of Tricks for Image Classification", 
   shortcut downsamples with 2x2 average pooling before its 1x1 conv.
 * ``stem="deep_base"`` -- timm suffix ``s``: deep stem of widths 64, 64, 128.
 * ``groups=32, width_per_group=4`` -- ResNeXt ``32x4d``; ``width_per_group=128`` -- wide ``_2``.
+* ``stem="cifar"`` -- one 3x3 stride-1 conv, BN, ReLU, no max-pool (the CIFAR-10 ResNets of
+  He et al. 2015 Sec. 4.2, and the common "ResNet-18 for CIFAR-10").
+* ``widths=(16, 32, 64)`` with ``layers=(n, n, n)`` -- the CIFAR layout: three stages of basic
+  blocks, depth 6n+2 (resnet20 .. resnet110).
+* ``shortcut="pad"`` -- "option A" (He et al. 2015 Sec. 3.3, 4.2): parameter-free, the input
+  subsampled with the block's stride and zero-padded to the new width; ``"conv"`` is option B.
+* ``preact=True`` -- pre-activation ("v2", He et al. 2016, "Identity Mappings in Deep Residual
+  Networks"): BN-ReLU before each conv, a final BN-ReLU before pooling; timm's ``resnetv2_*``.
 """
 
 from __future__ import annotations
@@ -26,11 +34,15 @@ from typing import Any
 BLOCKS: tuple[str, ...] = ("basic", "bottleneck")
 STRIDE_AT: tuple[str, ...] = ("1x1", "3x3")
 STRIDE_AT_ALIASES: dict[str, str] = {"v1": "1x1", "v1.5": "3x3"}
-STEMS: tuple[str, ...] = ("classic", "deep", "deep_base")
-SHORTCUTS: tuple[str, ...] = ("conv", "avg")
+STEMS: tuple[str, ...] = ("classic", "deep", "deep_base", "cifar")
+SHORTCUTS: tuple[str, ...] = ("conv", "avg", "pad")
 # Width of the stem when ``stem_width`` is None (classic: the 7x7 conv; deep stems: the
-# first two 3x3 convs, the third is twice as wide).
+# first two 3x3 convs, the third is twice as wide; cifar: the first stage's width).
 STEM_DEFAULT_WIDTH: dict[str, int] = {"classic": 64, "deep": 32, "deep_base": 64}
+# Downsampling of each stem (conv strides x max-pool): input pixels per output pixel.
+STEM_STRIDE: dict[str, int] = {"classic": 4, "deep": 4, "deep_base": 4, "cifar": 1}
+# Planes of the stages when ``widths`` is None (torchvision's; the output is planes x expansion).
+DEFAULT_WIDTHS: tuple[int, ...] = (64, 128, 256, 512)
 # Output channels of each block = planes * expansion.
 BLOCK_EXPANSION: dict[str, int] = {"basic": 1, "bottleneck": 4}
 
@@ -54,26 +66,37 @@ class ResNetSpec:
     name: str
     # Residual block: "basic" (two 3x3 convs, ResNet-18/34) or "bottleneck" (1x1-3x3-1x1, 50+).
     block: str
-    # Number of blocks in each of the 4 stages (layer1..layer4), e.g. (3, 4, 6, 3) for 50 layers.
-    layers: tuple[int, int, int, int]
+    # Number of blocks in each stage (layer1..), e.g. (3, 4, 6, 3) for 50 layers; (n, n, n) for
+    # the CIFAR layout. The first stage has stride 1, every later one stride 2.
+    layers: tuple[int, ...]
     # Where the downsampling bottleneck puts stride 2: "1x1" = v1 (He et al. 2015),
     # "3x3" = v1.5 (torchvision/NVIDIA). Aliases "v1"/"v1.5" accepted. BasicBlock: always its
     # first 3x3, whatever this says.
     stride_at: str = "3x3"
     # Stem: "classic" (7x7/2 conv), "deep" (ResNet-C, 3x 3x3 convs w-w-2w), "deep_base" (same,
-    # w=64). All followed by BN, ReLU, 3x3/2 max-pool: output stride 4.
+    # w=64), each followed by BN, ReLU, 3x3/2 max-pool (output stride 4); "cifar" (one 3x3/1
+    # conv, BN, ReLU, no pool: output stride 1).
     stem: str = "classic"
-    # Stem width w; None = the stem's default (classic 64, deep 32, deep_base 64).
+    # Stem width w; None = the stem's default (classic 64, deep 32, deep_base 64, cifar widths[0]).
     stem_width: int | None = None
-    # Shortcut of shape-changing blocks: "conv" (1x1 conv with stride, BN) or "avg" (ResNet-D:
-    # 2x2 avg-pool with stride, then 1x1 conv stride 1, BN).
+    # Planes of each stage (output channels = planes x expansion); None = (64, 128, 256, 512).
+    # The CIFAR ResNets: (16, 32, 64).
+    widths: tuple[int, ...] | None = None
+    # Shortcut of shape-changing blocks: "conv" (option B: 1x1 conv with stride, BN), "avg"
+    # (ResNet-D: 2x2 avg-pool with stride, then 1x1 conv stride 1, BN) or "pad" (option A: the
+    # input subsampled with the stride, zero-padded to the new width; no parameters).
     shortcut: str = "conv"
+    # Pre-activation blocks ("v2"): BN-ReLU before each conv and a final BN-ReLU before pooling;
+    # the shortcut of a shape-changing block is a 1x1 conv (no BN) of the pre-activated input.
+    preact: bool = False
     # Cardinality: groups of the bottleneck's 3x3 conv (ResNeXt "32x4d" -> 32). Basic: 1 only.
     groups: int = 1
     # Width of each group at planes=64 (ResNeXt "32x4d" -> 4; wide "_2" -> 128). Basic: 64 only.
     width_per_group: int = 64
-    # Classifier outputs (ImageNet: 1000).
+    # Classifier outputs (ImageNet: 1000, CIFAR-10: 10).
     num_classes: int = 1000
+    # The input size the variant is meant for, px; None = 32 with the cifar stem, else 224.
+    input_size: int | None = None
     # Zero the last BN weight of every block, so each residual branch starts as identity.
     zero_init_residual: bool = False
     # One line: what the name means and where it comes from.
@@ -84,8 +107,9 @@ class ResNetSpec:
         # Normalise before validating (frozen: go through object.__setattr__).
         if isinstance(self.stride_at, str) and self.stride_at in STRIDE_AT_ALIASES:
             object.__setattr__(self, "stride_at", STRIDE_AT_ALIASES[self.stride_at])
-        if isinstance(self.layers, list):
-            object.__setattr__(self, "layers", tuple(self.layers))
+        for name in ("layers", "widths"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         self._validate()
 
     def _validate(self) -> None:
@@ -99,10 +123,16 @@ class ResNetSpec:
             raise bad("block", _fmt(BLOCKS))
         if (
             not isinstance(self.layers, tuple)
-            or len(self.layers) != 4
+            or not 1 <= len(self.layers) <= 6
             or not all(_is_int(n) and n > 0 for n in self.layers)
         ):
-            raise bad("layers", "a tuple of 4 positive ints, e.g. (3, 4, 6, 3)")
+            raise bad("layers", "a tuple of 1 to 6 positive ints, e.g. (3, 4, 6, 3) or (3, 3, 3)")
+        if self.widths is not None and (
+            not isinstance(self.widths, tuple)
+            or len(self.widths) != len(self.layers)
+            or not all(_is_int(n) and n > 0 for n in self.widths)
+        ):
+            raise bad("widths", f"None or {len(self.layers)} positive ints, one per stage, e.g. (16, 32, 64)")
         if self.stride_at not in STRIDE_AT:
             aliases = ", ".join(f"{k!r}->{v!r}" for k, v in STRIDE_AT_ALIASES.items())
             raise bad("stride_at", f"{_fmt(STRIDE_AT)} (aliases {aliases})")
@@ -115,6 +145,33 @@ class ResNetSpec:
         for field in ("groups", "width_per_group", "num_classes"):
             if not (_is_int(getattr(self, field)) and getattr(self, field) > 0):
                 raise bad(field, "a positive int")
+        if not isinstance(self.preact, bool):
+            raise bad("preact", "True, False")
+        if self.input_size is not None and not (_is_int(self.input_size) and self.input_size >= self.total_stride):
+            raise bad("input_size", f"None or an int >= the total stride ({self.total_stride})")
+        if self.shortcut == "pad" and self.block != "basic":
+            raise ValueError(
+                f"ResNetSpec {self.name!r}: shortcut='pad' (option A) is for basic blocks, whose stages "
+                "double the width; a bottleneck's 4x expansion would leave most shortcut channels zero; "
+                "valid: shortcut='conv' (option B) or 'avg' with block='bottleneck'"
+            )
+        if self.shortcut == "pad" and self.stem in ("deep", "deep_base"):
+            raise ValueError(
+                f"ResNetSpec {self.name!r}: shortcut='pad' (option A) goes with the paper's stems "
+                "(classic, cifar); the deep stems come with timm's conv/avg shortcuts; "
+                "valid: stem='classic' or 'cifar', or shortcut='conv'/'avg'"
+            )
+        if self.preact and self.stem not in ("classic", "cifar"):
+            raise ValueError(
+                f"ResNetSpec {self.name!r}: preact=True supports stem='classic' or 'cifar' (timm's "
+                f"resnetv2 layout), got stem={self.stem!r}"
+            )
+        if self.preact and self.shortcut == "avg":
+            raise ValueError(
+                f"ResNetSpec {self.name!r}: preact=True takes shortcut='conv' (a 1x1 conv of the "
+                "pre-activated input, He et al. 2016) or 'pad'; the ResNet-D avg-pool shortcut is not "
+                "a pre-activation shortcut here; valid: shortcut='conv' or 'pad'"
+            )
         if self.block == "basic" and (self.groups, self.width_per_group) != (1, 64):
             raise ValueError(
                 f"ResNetSpec {self.name!r}: block='basic' supports only groups=1 and "
@@ -153,17 +210,43 @@ class ResNetSpec:
 
     @property
     def version(self) -> str | None:
-        """"v1" (stride on the 1x1) or "v1.5" (stride on the 3x3); None for basic blocks,
-        where the distinction does not exist."""
+        """"v2" (pre-activation), "v1" (stride on the 1x1) or "v1.5" (stride on the 3x3); None for
+        post-activation basic blocks, where the stride placement does not exist."""
+        if self.preact:
+            return "v2"
         if self.block == "basic":
             return None
         return "v1" if self.stride_at == "1x1" else "v1.5"
 
     @property
+    def stage_widths(self) -> tuple[int, ...]:
+        """Planes of each stage: ``widths``, else torchvision's (64, 128, 256, 512) cut to the stages."""
+        if self.widths is not None:
+            return self.widths
+        n = len(self.layers)
+        return tuple(DEFAULT_WIDTHS[i] if i < len(DEFAULT_WIDTHS) else 512 * 2 ** (i - 3) for i in range(n))
+
+    @property
     def stem_channels(self) -> tuple[int, ...]:
-        """Output widths of the stem convs: classic (64,), deep (32, 32, 64), deep_base (64, 64, 128)."""
-        w = self.stem_width if self.stem_width is not None else STEM_DEFAULT_WIDTH[self.stem]
-        return (w,) if self.stem == "classic" else (w, w, 2 * w)
+        """Output widths of the stem convs: classic (64,), deep (32, 32, 64), deep_base (64, 64, 128),
+        cifar (the first stage's width,)."""
+        default = self.stage_widths[0] if self.stem == "cifar" else STEM_DEFAULT_WIDTH[self.stem]
+        w = self.stem_width if self.stem_width is not None else default
+        return (w,) if self.stem in ("classic", "cifar") else (w, w, 2 * w)
+
+    @property
+    def total_stride(self) -> int:
+        """Input pixels per pixel of the last feature map: the stem's stride x 2 per later stage
+        (32 for ImageNet ResNets, 4 for the CIFAR layout, 8 for resnet18_cifar). Inputs smaller
+        than this vanish before the last stage."""
+        return STEM_STRIDE[self.stem] * 2 ** (len(self.layers) - 1)
+
+    @property
+    def natural_input_size(self) -> int:
+        """The input size the variant is meant for: ``input_size``, else 32 with the cifar stem, else 224."""
+        if self.input_size is not None:
+            return self.input_size
+        return 32 if self.stem == "cifar" else 224
 
     @property
     def inplanes(self) -> int:
@@ -177,8 +260,8 @@ class ResNetSpec:
 
     @property
     def num_features(self) -> int:
-        """Channels out of layer4 (into the classifier): 512 * expansion."""
-        return 512 * BLOCK_EXPANSION[self.block]
+        """Channels out of the last stage (into the classifier): its planes x expansion."""
+        return self.stage_widths[-1] * BLOCK_EXPANSION[self.block]
 
 
 def field_names() -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Stems: the convs before layer1. Every stem is ``conv1 -> bn1 -> relu -> maxpool``, output stride 4.
+"""Stems: the convs before layer1. Every stem is ``conv1 -> bn1 -> relu -> maxpool``: output
+stride 4, or 1 for the CIFAR stem, whose ``maxpool`` is an identity.
 
 Only ``conv1`` differs, so the model keeps torchvision's/timm's module names:
 
@@ -8,6 +9,8 @@ Only ``conv1`` differs, so the model keeps torchvision's/timm's module names:
   ``bn1`` normalises its output (timm's layout: keys ``conv1.0``, ``conv1.1``, ``conv1.3``,
   ``conv1.4``, ``conv1.6``, ``bn1``). Three 3x3 convs see the same 7x7 field more cheaply
   per parameter and add two non-linearities.
+* ``cifar`` (He et al. 2015 Sec. 4.2): ``conv1`` = 3x3/1 conv 3 -> w, no max-pool: a 32 px image
+  keeps its resolution into the first stage.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ def make_stem_conv(stem: str, channels: tuple[int, ...], in_chans: int = 3) -> n
     if stem == "classic":
         (width,) = channels
         return nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
+    if stem == "cifar":
+        (width,) = channels
+        return conv3x3(in_chans, width)
     if stem in ("deep", "deep_base"):
         w1, w2, w3 = channels
         return nn.Sequential(
@@ -33,9 +39,11 @@ def make_stem_conv(stem: str, channels: tuple[int, ...], in_chans: int = 3) -> n
             nn.ReLU(inplace=True),
             conv3x3(w2, w3),
         )
-    raise ValueError(f"invalid stem {stem!r}; valid: 'classic', 'deep', 'deep_base'")
+    raise ValueError(f"invalid stem {stem!r}; valid: 'classic', 'deep', 'deep_base', 'cifar'")
 
 
-def make_stem_pool() -> nn.MaxPool2d:
-    """3x3/2 max-pool, padding 1 (all stems)."""
+def make_stem_pool(stem: str = "classic") -> nn.Module:
+    """3x3/2 max-pool, padding 1; none (an identity) for the CIFAR stem."""
+    if stem == "cifar":
+        return nn.Identity()
     return nn.MaxPool2d(kernel_size=3, stride=2, padding=1)

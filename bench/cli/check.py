@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
         "max_warmup": f"(--speed) warm-up seconds at most per process (default {speed.DEFAULT_WARMUP_S:g})",
         "threads": "(--speed) torch threads in each measuring process (default 1 on CPU, torch's on CUDA)",
         "models": "(--speed default resnet18; --exact default: every registered variant) names or patterns",
-        "image_sizes": "(--speed) comma-separated integers >= 32 (default 64; --exact always counts at 224)",
+        "image_sizes": "(--speed) comma-separated sizes in px (default 64; --exact counts each at its natural size)",
     })
     p.add_argument("--base-ref", metavar="GIT_REF", help="(--speed) measure this revision vs the working tree")
     p.add_argument("--baseline", metavar="RESULTS", help="(--speed) saved samples: a run dir, results.json, "
@@ -123,16 +123,19 @@ def parse_threshold(text: str) -> float:
 
 def speed_cases(args, device: str) -> list:
     """The cases asked, exactly (no reference mode added), with the gate's small defaults."""
-    from bench.core.case import MIN_IMAGE_SIZE, WORKLOADS, Sweep, expand_models
+    from bench.core.case import MIN_IMAGE_SIZE, WORKLOADS, Sweep, check_sizes, expand_models
 
     get = lambda flag: SPEED_DEFAULTS[flag] if getattr(args, flag) is None else getattr(args, flag)  # noqa: E731
     defaults = {"layout": A.split_list(SPEED_DEFAULTS["layouts"]),
                 "precision": A.split_list(SPEED_DEFAULTS["precisions"]),
                 "compile": A.split_list(SPEED_DEFAULTS["compile"])}
+    models = expand_models(get("models"))
+    sizes = A.parse_positive_ints(get("image_sizes"), "image size", MIN_IMAGE_SIZE)
+    check_sizes(models, sizes)
     return Sweep(
-        expand_models(get("models")),
+        models,
         A.parse_positive_ints(get("batch_sizes"), "batch size"),
-        A.parse_positive_ints(get("image_sizes"), "image size", MIN_IMAGE_SIZE),
+        sizes,
         A.parse_modes(args, defaults),
         A.parse_choices(get("workloads"), "workload", WORKLOADS),
         device,

@@ -154,12 +154,13 @@ def add_sweep_flags(p: argparse.ArgumentParser, helps: dict[str, str] | None = N
     """Case and timing flags shared by `run` and `check --speed`; `helps` replaces the help of
     some flags (by dest) where a command means them differently."""
     from bench.core import devices, modes
-    from bench.core.case import MIN_IMAGE_SIZE, WORKLOADS
+    from bench.core.case import WORKLOADS
 
     h = {
         "models": "names or fnmatch patterns, comma-separated (e.g. 'resnet50*,resnext*')",
         "batch_sizes": "comma-separated positive integers",
-        "image_sizes": f"comma-separated integers >= {MIN_IMAGE_SIZE}",
+        "image_sizes": "comma-separated sizes in px (default: each model's natural size, 224 or 32 for CIFAR "
+                       "variants; at least the model's total stride)",
         "layouts": f"comma-separated: {', '.join(modes.names('layout'))}",
         "precisions": f"comma-separated: {', '.join(modes.names('precision'))}",
         "compile": f"comma-separated: {', '.join(modes.names('compile'))}",

@@ -50,7 +50,7 @@ def add_parser(sub) -> None:
 def build_sweep(args, device: str):
     """Flags (over a preset's defaults) -> Sweep. The eager fp32 reference mode is always added:
     speedups and output checks are relative to it."""
-    from bench.core.case import MIN_IMAGE_SIZE, REFERENCE_MODE, WORKLOADS, Sweep, expand_models
+    from bench.core.case import MIN_IMAGE_SIZE, REFERENCE_MODE, WORKLOADS, Sweep, check_sizes, expand_models, natural_size
     from bench.core.presets import preset
 
     p = preset(args.preset or "quick", device)
@@ -66,7 +66,13 @@ def build_sweep(args, device: str):
         modes = (REFERENCE_MODE,) + tuple(modes)
     workloads = (A.parse_choices(args.workloads, "workload", WORKLOADS) if args.workloads is not None
                  else p["workloads"])
-    return Sweep(models, bss, sizes, tuple(modes), workloads, device)
+    overrides = A.parse_overrides(args.overrides)
+    try:
+        natural = {m: natural_size(m, overrides) for m in models}
+    except ValueError as e:
+        raise UserError(f"invalid --set: {e}") from None
+    check_sizes(models, sizes or tuple(natural.values()), overrides)
+    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural)
 
 
 def timing_config(args):

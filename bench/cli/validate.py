@@ -67,7 +67,7 @@ def plan(args):
 
     from bench import validate as V
     from bench.core import devices, modes
-    from bench.core.case import MIN_IMAGE_SIZE, expand_models
+    from bench.core.case import MIN_IMAGE_SIZE, check_sizes, expand_models
 
     checks = A.parse_choices(args.check, "check", V.CHECKS)
     if args.rounds < V.MIN_ROUNDS:
@@ -80,9 +80,9 @@ def plan(args):
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.image_size < MIN_IMAGE_SIZE:
-        raise UserError(f"--image-size must be at least {MIN_IMAGE_SIZE} (the network's total stride), "
-                        f"got {args.image_size}")
+        raise UserError(f"--image-size must be a positive integer, got {args.image_size}")
     names = expand_models(args.model)
+    check_sizes(names, [args.image_size])
     if len(names) != 1:
         raise UserError(f"--model takes one name, got {args.model!r} ({len(names)} matches)")
     name = names[0]

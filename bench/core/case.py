@@ -19,7 +19,7 @@ from bench.errors import UserError
 
 # infer: forward under no_grad in eval mode. train: forward, cross-entropy, backward, SGD step.
 WORKLOADS = ("infer", "train")
-MIN_IMAGE_SIZE = 32  # the network's total stride: smaller inputs vanish before layer4
+MIN_IMAGE_SIZE = 1  # a positive size; each variant's own minimum is its total stride (check_sizes)
 
 #: Eager fp32 contiguous: what every other mode is compared with (speed and numerics).
 REFERENCE_MODE = ("contiguous", "fp32", "none")
@@ -87,7 +87,9 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Case))
 @dataclass(frozen=True)
 class Sweep:
     """The axes of a sweep. `modes` (layout, precision, compile) triples replace the product of
-    layouts x precisions x compiles when a preset names the modes that pay off on a device."""
+    layouts x precisions x compiles when a preset names the modes that pay off on a device.
+    Empty `image_sizes`: each model at its natural input size (`natural_sizes`, e.g. 32 px for
+    the CIFAR variants, 224 for the ImageNet ones)."""
 
     models: tuple[str, ...]
     batch_sizes: tuple[int, ...]
@@ -95,6 +97,10 @@ class Sweep:
     modes: tuple[tuple[str, str, str], ...]
     workloads: tuple[str, ...]
     device: str
+    natural_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def sizes_of(self, model: str) -> tuple[int, ...]:
+        return self.image_sizes or (self.natural_sizes.get(model) or natural_size(model),)
 
     def cases(self) -> list[Case]:
         """All cases, grouped by model (the unit of process isolation), reference mode first."""
@@ -102,7 +108,7 @@ class Sweep:
         out = []
         for model in self.models:
             for workload, bs, size, (layout, prec, comp) in itertools.product(
-                self.workloads, self.batch_sizes, self.image_sizes, modes
+                self.workloads, self.batch_sizes, self.sizes_of(model), modes
             ):
                 out.append(Case(model, workload, bs, size, layout, prec, comp, self.device))
         return out
@@ -110,6 +116,26 @@ class Sweep:
 
 def product_modes(layouts: Iterable[str], precisions: Iterable[str], compiles: Iterable[str]):
     return tuple(itertools.product(layouts, precisions, compiles))
+
+
+def natural_size(model: str, overrides: Mapping[str, Any] | None = None) -> int:
+    """The input size a registered variant is meant for (its spec's natural_input_size)."""
+    import resnet_impl
+
+    return resnet_impl.get_spec(model).replace(**dict(overrides or {})).natural_input_size
+
+
+def check_sizes(models: Sequence[str], sizes: Sequence[int], overrides: Mapping[str, Any] | None = None) -> None:
+    """UserError for a size below a model's total stride (the input would vanish before its
+    last stage)."""
+    import resnet_impl
+
+    for m in models:
+        stride = resnet_impl.get_spec(m).replace(**dict(overrides or {})).total_stride
+        small = [s for s in sizes if s < stride]
+        if small:
+            raise UserError(f"image size {small[0]} is below {m}'s total stride ({stride} px): its last stage "
+                            f"would get no pixels; use at least {stride}")
 
 
 def group_by_model(cases: Iterable[Case]) -> list[list[Case]]:

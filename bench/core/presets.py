@@ -11,8 +11,11 @@ from __future__ import annotations
 from bench.core.case import REFERENCE_MODE
 from bench.errors import UserError
 
-PRESETS = ("quick", "full")
+PRESETS = ("quick", "full", "cifar")
 QUICK_MODELS = ("resnet50", "resnet50_v1", "resnet50c", "resnet50d", "resnet50s", "resnext50_32x4d")
+# He et al.'s CIFAR-10 ResNets by depth, then torchvision's blocks with the CIFAR stem.
+CIFAR_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18_cifar", "resnet34_cifar",
+                "resnet50_cifar")
 PRESET_MODES = {
     "cpu": (REFERENCE_MODE, ("channels_last", "fp32", "none"),
             ("channels_last", "fp32", "default")),
@@ -35,9 +38,9 @@ def preset(name: str, device: str) -> dict:
         if cpu_has_native_bf16():
             modes = modes + (CPU_BF16_MODE,)
     return {
-        "models": ("*",) if name == "full" else QUICK_MODELS,
+        "models": {"full": ("*",), "quick": QUICK_MODELS, "cifar": CIFAR_MODELS}[name],
         "batch_sizes": PRESET_BATCH_SIZES[device],
-        "image_sizes": (224,),
+        "image_sizes": (),  # each model at its natural size: 224 px, 32 px for the CIFAR variants
         "modes": modes,
         "workloads": ("infer",),
     }

@@ -49,7 +49,7 @@ _ROOT_STAGE = "head"
 # linear/matmul layers: the same ops FlopCounterMode counts.
 _MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
 
-_MIN_IMAGE_SIZE = 32  # torchvision ResNets downsample by 32
+_MIN_IMAGE_SIZE = 32  # a module without a spec: torchvision ResNets downsample by 32
 
 
 def _fvcore():
@@ -125,7 +125,9 @@ def profile_model(
     from torch.utils.flop_counter import FlopCounterMode
 
     FlopCountAnalysis, ActivationCountAnalysis = _fvcore()
-    image_size = _check_int("image_size", image_size, _MIN_IMAGE_SIZE, "pixels per side")
+    spec = getattr(getattr(model, "_orig_mod", model), "spec", None)
+    minimum = getattr(spec, "total_stride", _MIN_IMAGE_SIZE)
+    image_size = _check_int("image_size", image_size, minimum, "pixels per side")
     batch_size = _check_int("batch_size", batch_size, 1, "images per batch")
     model = _eager_cpu_fp32_eval_copy(model)
     x = torch.zeros(batch_size, _input_channels(model), image_size, image_size)
@@ -133,7 +135,7 @@ def profile_model(
 
     params_by_stage = dict.fromkeys(STAGES, 0)
     for pname, p in model.named_parameters():
-        params_by_stage[child_stage.get(pname.split(".", 1)[0], _ROOT_STAGE)] += p.numel()
+        params_by_stage[_stage_of(pname, child_stage)] += p.numel()
     params = sum(p.numel() for p in model.parameters())
 
     with _quiet_tracing(), torch.inference_mode(False), torch.no_grad():
@@ -220,8 +222,17 @@ def _input_channels(model: "nn.Module") -> int:
     return first_conv.in_channels if first_conv is not None else 3
 
 
+def _stage_of(param: str, stages: dict[str, str]) -> str:
+    """The stage of a parameter: that of the longest module path in `stages` that holds it."""
+    best = max((m for m in stages if param.startswith(m + ".")), key=len, default=None)
+    return stages[best] if best is not None else _ROOT_STAGE
+
+
 def _child_stages(model: "nn.Module") -> dict[str, str]:
     """Top-level child name -> stage, in registration (forward) order."""
+    declared = getattr(model, "profile_stages", None)  # module path -> stage (pre-activation models)
+    if isinstance(declared, dict):
+        return dict(declared)
     stages: dict[str, str] = {}
     previous = STAGES[0]
     for child, _ in model.named_children():

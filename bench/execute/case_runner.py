@@ -186,7 +186,8 @@ class CaseRunner:
         if self.settings.profile:
             out.update(self.profile_columns(case.model, case.image_size))
         base = self.base_model(case.model)
-        num_classes = base.fc.out_features if hasattr(base, "fc") else 1000
+        spec = getattr(base, "spec", None)
+        num_classes = spec.num_classes if spec is not None else base.fc.out_features
         x, y = modes.make_inputs(case, num_classes, seed=self.settings.seed)
         ref = self.reference_output(case, x, y) if (self.settings.check_outputs and not case.is_reference) else None
 

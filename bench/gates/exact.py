@@ -1,4 +1,5 @@
-"""The exact gate: params, MACs, FLOPs and activations of every registered variant at 224 px
+"""The exact gate: params, MACs, FLOPs and activations of every registered variant at its natural
+input size (224 px; 32 px for the CIFAR variants)
 against a committed table (``results/reference_counts.csv``). Any difference, a variant added
 or removed included, is one line; `update_table` rewrites the table deliberately.
 
@@ -30,7 +31,7 @@ from bench.results.files import atomic_write
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_TABLE = REPO / "results" / "reference_counts.csv"
-EXACT_IMAGE_SIZE = 224
+EXACT_IMAGE_SIZE = None  # None: each variant at its natural size (224 px; 32 for the CIFAR variants)
 # Table columns: the counts (units in bench.core.profile's docstring), then provenance.
 COUNT_COLUMNS = ("params", "macs", "flops", "macs_all", "activations", "flop_counter_flops")
 FAST_COLUMNS = ("params", "flop_counter_flops")  # recounted on the meta device every check
@@ -51,14 +52,22 @@ def _arg_signature(value: Any) -> Any:
     return repr(value)
 
 
-def fast_counts(name: str, image_size: int = EXACT_IMAGE_SIZE) -> dict[str, Any]:
+def _size(name: str, image_size: int | None) -> int:
+    from bench.core.case import natural_size
+
+    return image_size if image_size is not None else natural_size(name)
+
+
+def fast_counts(name: str, image_size: int | None = EXACT_IMAGE_SIZE) -> dict[str, Any]:
     """params, FlopCounterMode FLOPs and the operator-trace hash of `name`, on the meta device
-    (eval mode, no_grad, batch 1). Takes well under a second per variant."""
+    (eval mode, no_grad, batch 1), at `image_size` (default: the variant's natural size)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
 
     import resnet_impl
+
+    image_size = _size(name, image_size)
 
     class _Recorder(TorchDispatchMode):
         def __init__(self) -> None:
@@ -85,11 +94,12 @@ def fast_counts(name: str, image_size: int = EXACT_IMAGE_SIZE) -> dict[str, Any]
             "flop_counter_flops": int(counter.get_total_flops()), "trace_sha256": rec.sha.hexdigest()}
 
 
-def full_counts(name: str, image_size: int = EXACT_IMAGE_SIZE) -> dict[str, Any]:
+def full_counts(name: str, image_size: int | None = EXACT_IMAGE_SIZE) -> dict[str, Any]:
     """Every table column: fvcore/FlopCounterMode counts from bench.profile (a real CPU
     forward) plus the meta-device trace hash. The meta FLOP count must equal the CPU one."""
     from bench.core.profile import profile_name
 
+    image_size = _size(name, image_size)
     fast = fast_counts(name, image_size)
     prof = profile_name(name, image_size).as_row()
     if prof["params"] != fast["params"] or prof["flop_counter_flops"] != fast["flop_counter_flops"]:
@@ -165,7 +175,7 @@ class ExactResult:
 
 
 def check_exact(table: dict[str, dict], names: Sequence[str], *, full: bool = False,
-                complete: bool = True, image_size: int = EXACT_IMAGE_SIZE,
+                complete: bool = True, image_size: int | None = EXACT_IMAGE_SIZE,
                 progress: Callable[[str], None] | None = None) -> ExactResult:
     """Compare the registry's counts for `names` with `table`. `complete`: `names` is the whole
     registry, so table rows without a registered variant are reported as removed."""

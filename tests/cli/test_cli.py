@@ -56,7 +56,7 @@ def test_report_rerenders(tiny_run, capsys):
 def test_list_and_profile(capsys):
     assert main(["list", "resnet50*", "--format", "json"]) == 0
     names = [r["name"] for r in json.loads(capsys.readouterr().out)]
-    assert names == ["resnet50", "resnet50_v1", "resnet50c", "resnet50d", "resnet50s"]
+    assert names == ["resnet50", "resnet50_cifar", "resnet50_v1", "resnet50c", "resnet50d", "resnet50s"]
     assert main(["profile", "resnet18", "--image-size", "64", "--format", "json"]) == 0
     prof = json.loads(capsys.readouterr().out)[0]
     assert prof["params"] == 11_689_512 and prof["flops"] == 2 * prof["macs"] and prof["counters_agree"]
@@ -153,7 +153,8 @@ def test_existing_results_are_never_overwritten(tiny_run, capsys):
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     p = run_cli("run", "--models", "resnet18", "--image-sizes", "31", "--out", str(tmp_path / "o"))
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.strip() == "resnet-bench: error: image size must be at least 32 (the network's total stride), got 31"
+    assert p.stderr.strip() == ("resnet-bench: error: image size 31 is below resnet18's total stride (32 px): its last "
+                                 "stage would get no pixels; use at least 32")
 
 
 def test_internal_error_is_one_line_unless_debug(monkeypatch, capsys):

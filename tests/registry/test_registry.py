@@ -57,16 +57,18 @@ TINY = dict(block="basic", layers=(1, 1, 1, 1), num_classes=4)
 
 # --------------------------------------------------------------------------- listing
 def test_list_models_natural_sort() -> None:
-    plain = list_models("resnet[0-9]*", exclude=["*_v1", "*[cds]"])
-    assert plain == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    plain = list_models("resnet[0-9]*", exclude=["*_v1", "*[cds]", "*_cifar"])
+    assert plain == ["resnet18", "resnet20", "resnet26", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56",
+                     "resnet101", "resnet110", "resnet152"]
     everything = list_models()
     assert everything.index("resnet50") < everything.index("resnet101") < everything.index("resnet152")
     assert len(everything) == len(set(everything)) >= 25
 
 
 def test_list_models_patterns_and_excludes() -> None:
-    assert list_models("resnet50*") == ["resnet50", "resnet50_v1", "resnet50c", "resnet50d", "resnet50s"]
-    assert list_models("resnet50*", exclude="resnet50?") == ["resnet50", "resnet50_v1"]
+    assert list_models("resnet50*") == ["resnet50", "resnet50_cifar", "resnet50_v1", "resnet50c", "resnet50d",
+                                        "resnet50s"]
+    assert list_models("resnet50*", exclude="resnet50?") == ["resnet50", "resnet50_cifar", "resnet50_v1"]
     assert list_models(["wide_*", "resnext101*"]) == [
         "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
     ]  # fmt: skip
@@ -83,6 +85,9 @@ def test_expected_names_registered() -> None:
         "resnet101d", "resnet101s", "resnet152c", "resnet152d", "resnet152s",
         "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "resnext50d_32x4d",
         "wide_resnet50_2", "wide_resnet101_2",
+        "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+        "resnet18_cifar", "resnet34_cifar", "resnet50_cifar",
+        "resnetv2_50", "resnetv2_101", "resnet26", "resnet26d", "resnet200d",
     }  # fmt: skip
     assert expected <= set(list_models())
 
@@ -203,13 +208,13 @@ def test_unknown_override_field_lists_valid_fields() -> None:
 @pytest.mark.parametrize(
     "overrides, valid",
     [
-        (dict(stem="deeep"), "'classic', 'deep', 'deep_base'"),
+        (dict(stem="deeep"), "'classic', 'deep', 'deep_base', 'cifar'"),
         (dict(stride_at="2x2"), "'1x1', '3x3'"),
-        (dict(shortcut="pool"), "'conv', 'avg'"),
+        (dict(shortcut="pool"), "'conv', 'avg', 'pad'"),
         (dict(block="resnet"), "'basic', 'bottleneck'"),
-        (dict(layers=(3, 4, 6)), "tuple of 4 positive ints"),
-        (dict(layers=(3, 0, 6, 3)), "tuple of 4 positive ints"),
-        (dict(layers="3463"), "tuple of 4 positive ints"),
+        (dict(layers=(3, 4, 6, 3, 3, 3, 3)), "tuple of 1 to 6 positive ints"),
+        (dict(layers=(3, 0, 6, 3)), "tuple of 1 to 6 positive ints"),
+        (dict(layers="3463"), "tuple of 1 to 6 positive ints"),
         (dict(groups=0), "positive int"),
         (dict(width_per_group=-4), "positive int"),
         (dict(num_classes=0), "positive int"),

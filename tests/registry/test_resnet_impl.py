@@ -19,6 +19,7 @@ from resnet_impl import (
     BasicBlock,
     Bottleneck,
     ResNet,
+    ResNetV2,
     count_params,
     create_model,
     get_spec,
@@ -44,6 +45,8 @@ TIMM_NAMES = [
     "resnet101c", "resnet101d", "resnet101s",
     "resnet152c", "resnet152d", "resnet152s",
     "resnext50d_32x4d",
+    "resnet26", "resnet26d", "resnet200d",
+    "resnetv2_50", "resnetv2_101",
 ]  # fmt: skip
 V1_PAIRS = [("resnet50", "resnet50_v1"), ("resnet101", "resnet101_v1"), ("resnet152", "resnet152_v1")]
 
@@ -86,14 +89,14 @@ def meta_model(name: str, **overrides) -> nn.Module:
 def test_every_name_forward_backward_32px(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=10)
-    assert isinstance(model, ResNet)
+    assert isinstance(model, ResNetV2 if get_spec(name).preact else ResNet)
     x = torch.randn(2, 3, 32, 32)
     out = model(x)
     assert out.shape == (2, 10)
     out.logsumexp(dim=1).mean().backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None for g in grads)
-    assert all(torch.isfinite(g).all() for g in (model.fc.weight.grad, next(model.parameters()).grad))
+    assert all(torch.isfinite(g).all() for g in (grads[0], grads[-1]))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50d", "resnext50_32x4d", "resnet50_v1"])
@@ -110,7 +113,7 @@ def test_every_name_has_description_and_consistent_spec(name: str) -> None:
     spec = get_spec(name)
     assert spec.name == name
     assert spec.description and "\n" not in spec.description
-    assert spec.num_classes == 1000 and spec.zero_init_residual is False
+    assert spec.num_classes == (10 if spec.stem == "cifar" else 1000) and spec.zero_init_residual is False
     assert str(spec.depth) in name  # resnet50d -> 50, wide_resnet101_2 -> 101
 
 
@@ -164,7 +167,7 @@ def test_timm_variant_params_and_state_dict(name: str) -> None:
     }
 
 
-@pytest.mark.parametrize("name", ["resnet18d", "resnet50d"])
+@pytest.mark.parametrize("name", ["resnet18d", "resnet50d", "resnet26", "resnet26d", "resnetv2_50"])
 def test_timm_outputs_match(name: str) -> None:
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
@@ -337,8 +340,8 @@ def test_public_api_exports() -> None:
         assert hasattr(resnet_impl, attr), attr
     assert resnet_impl.BLOCKS == ("basic", "bottleneck")
     assert resnet_impl.STRIDE_AT == ("1x1", "3x3")
-    assert resnet_impl.STEMS == ("classic", "deep", "deep_base")
-    assert resnet_impl.SHORTCUTS == ("conv", "avg")
+    assert resnet_impl.STEMS == ("classic", "deep", "deep_base", "cifar")
+    assert resnet_impl.SHORTCUTS == ("conv", "avg", "pad")
     assert issubclass(resnet_impl.CheckpointError, ValueError)
     for letter in ("v1.5", "deep", "avg", "64-64-128"):
         assert letter in (ResNet.__doc__ or "")
