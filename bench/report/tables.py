@@ -130,10 +130,10 @@ def problems(rows: Iterable[dict], labels: Callable[[dict], str]) -> list[str]:
 # ------------------------------------------------------------------ registry and profile
 def registry(rows: Iterable[dict]) -> Table:
     t = Table("resnet_impl registry", ["name", "block", "depth", "stride", "stem", "shortcut", "groups x width",
-                                       "params"], right={2, 7})
+                                       "params", "what it is"], right={2, 7})
     for r in rows:
         t.add([r["name"], r["block"], str(r["depth"]), r["stride"], r["stem"], r["shortcut"], r["groups_x_width"],
-               f"{r['params']:,}"])
+               f"{r['params']:,}", r.get("description", "")])
     return t
 
 

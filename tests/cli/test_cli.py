@@ -62,6 +62,17 @@ def test_list_and_profile(capsys):
     assert prof["params"] == 11_689_512 and prof["flops"] == 2 * prof["macs"] and prof["counters_agree"]
 
 
+@pytest.mark.parametrize("name,words", [
+    ("resnet20", ("CIFAR-10", "option-A")), ("resnet18_cifar", ("CIFAR-10", "stride-1 stem")),
+    ("resnetv2_50", ("pre-activation",)), ("resnet200d", ("deep stem", "avg-pool shortcut")),
+])
+def test_list_teaches_what_a_name_is(capsys, monkeypatch, name, words):
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps at the terminal width; a wide console keeps the line whole
+    assert main(["list", name]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith(name + " "))
+    assert all(w in line for w in words), line
+
+
 def test_profile_with_override_counts_the_overridden_variant(capsys):
     assert main(["profile", "resnet50", "--set", "stride_at=1x1", "--format", "json", "--image-size", "64"]) == 0
     v1 = json.loads(capsys.readouterr().out)[0]
