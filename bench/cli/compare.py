@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="compare runs case by case: ratios to the first run with 95% CIs",
                        description="Join the runs' cases by their key (model, workload, batch, size, mode, device); "
                                    "for each shared case show each later run's latency ratio to the first run with "
-                                   "a 95%% CI from the raw samples (Hodges-Lehmann, inverted Mann-Whitney: the speed "
+                                   "a 95% CI from the raw samples (Hodges-Lehmann, inverted Mann-Whitney: the speed "
                                    "gate's statistics), the environments' differences, and the cases not in every "
                                    "run. A results.csv keeps no samples: its ratios are ratios of medians, no CI.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or results files (two or more; the "

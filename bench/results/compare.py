@@ -8,7 +8,10 @@ share no case.
 Per shared case and run: ``ratio`` = this run's latency / the first run's (> 1 = slower than
 the first run) with a 95% CI from the raw samples, by the speed gate's statistics
 (bench.core.stats.compare_unpaired: Hodges-Lehmann shift of log latency, CI by the inverted
-Mann-Whitney test; one process per case and run, so the unit is the raw sample). Without raw
+Mann-Whitney test; one process per case and run, so the unit is the raw sample). Samples of
+one process share its placement, memory layout and neighbours, so this CI speaks for these two
+runs, not for every run of the same code: a 2% difference between two days' runs on a shared
+machine can be real for the runs and still be noise between days. Without raw
 samples on a side (a results.csv) the ratio is the ratio of the two medians, without a CI
 (``method="medians"``). Cases present in one run only are listed, never dropped; the
 environments' differences (device, GPU/CPU, torch, CUDA, cuDNN, threads, ...) are listed too.
