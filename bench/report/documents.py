@@ -110,7 +110,7 @@ def compare_html(cmp: Mapping, figures: Sequence = ()) -> str:
     from bench.report import html
 
     return html.compare_report("resnet-bench compare: " + " vs ".join(cmp["runs"]), cmp["runs"],
-                               *_split(compare_tables(cmp)), cmp.get("notes", []), figures)
+                               *_split(compare_tables(cmp)), figures)
 
 
 def _split(ts: list[Table]) -> tuple[Table, list[Table]]:

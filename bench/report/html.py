@@ -133,13 +133,11 @@ def run_report(title: str, env: Mapping, command: str, flagged: Sequence[str], c
 
 
 def compare_report(title: str, runs: Sequence[str], env_table: Table, tables: Sequence[Table],
-                   notes: Sequence[str], figures: Sequence) -> str:
-    """A comparison of runs: the runs and their environments' differences, the ratio table,
-    the cases not in every run, the figure."""
+                   figures: Sequence) -> str:
+    """A comparison of runs: the runs and their environments' differences, the ratio table
+    (its notes say which ratios have no CI), the cases not in every run, the figure."""
     head = bullet_list([f"run {i + 1}: {r}" + (" (the base: every ratio is to this run)" if i == 0 else "")
                         for i, r in enumerate(runs)], "note")
-    if notes:
-        head += bullet_list(notes, "flagged")
     figs = "\n".join(figure(f) for f in figures)
     return page(title, [section("Runs", head + table(env_table, id="env"), "runs"),
                         section("Ratios per case", "\n".join(table(t) for t in tables) + figs, "tables")])

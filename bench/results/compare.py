@@ -170,8 +170,9 @@ def compare_runs(runs: Sequence[Run]) -> RunComparison:
                         f"device); e.g. {examples}")
     notes = [f"{n} keeps no raw samples (a CSV keeps none): its ratios are ratios of medians, without CIs"
              for n, r in zip(names, runs) if not r.has_samples()]
+    # a field differs when two runs record different values (one that records none is unknown, not different)
     diffs = [{"field": k, "label": label, "values": [e.get(k) for e in envs]}
-             for k, label in ENV_FIELDS.items() if len({str(e.get(k)) for e in envs}) > 1]
+             for k, label in ENV_FIELDS.items() if len({str(e[k]) for e in envs if e.get(k) is not None}) > 1]
     return RunComparison(names, envs, diffs, cases, only, notes)
 
 

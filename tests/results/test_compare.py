@@ -86,6 +86,8 @@ def test_environment_from_rows_when_the_file_keeps_none():
     rows_b = [case_row("m", [1.0, 1.1], threads=2, torch="2.14.1")]
     cmp = compare_runs([Run("a.csv", rows_a), Run("b.csv", rows_b)])
     assert {d["field"] for d in cmp.env_differences} == {"threads"}
+    cmp = compare_runs([Run("run", rows_a, {"cpu_count": 2, "threads": 1}), Run("b.csv", rows_a)])
+    assert cmp.env_differences == []  # a file that records no CPU count is unknown there, not different
 
 
 def test_flagged_rows_and_failed_cases():
