@@ -9,12 +9,12 @@ import os
 import sys
 import traceback
 
-from bench.cli import check, list as list_cmd, profile, report, run, validate
+from bench.cli import check, compare, list as list_cmd, profile, report, run, validate
 from bench.cli.common_args import Parser
 from bench.errors import UserError, one_line
 
 EXIT_USAGE = 2
-COMMANDS = (list_cmd, profile, run, report, check, validate)
+COMMANDS = (list_cmd, profile, run, report, compare, check, validate)
 
 
 def build_parser() -> Parser:

@@ -99,6 +99,50 @@ def check_seconds(value: float | None, flag: str, *, zero_ok: bool = False) -> N
         raise UserError(f"{flag} must be {what}, got {value:g}")
 
 
+# ---------------------------------------------------------------- output files
+def check_output_file(path: str, flag: str, replaceable=None) -> None:
+    """UserError unless `path` can be written as a new file: not empty, not a directory, in an
+    existing writable directory. An existing file is replaced only when ``replaceable(path)``
+    says it is one this command wrote (never a file the user had for something else)."""
+    import os
+    from pathlib import Path
+
+    if not str(path).strip():
+        raise UserError(f"{flag} must name a file, got an empty string")
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise UserError(f"{flag} {p} is a directory; give a file name like report.html")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UserError(f"{flag} {p}: {parent} {what}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p}: cannot write in {parent} (permission denied)")
+    if p.exists() and not (replaceable and replaceable(p)):
+        raise UserError(f"{flag} {p} exists and was not written by resnet-bench; not replacing it (choose another "
+                        f"name or remove it)")
+
+
+def check_output_dir(path: str, flag: str) -> None:
+    """UserError unless `path` is a directory, or can be created (its nearest existing ancestor
+    a writable directory)."""
+    import os
+    from pathlib import Path
+
+    if not str(path).strip():
+        raise UserError(f"{flag} must name a directory, got an empty string")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} {p} exists and is not a directory")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{flag} {p}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p}: cannot write in {probe} (permission denied)")
+
+
 # ---------------------------------------------------------------- variants
 def parse_overrides(items: list[str] | None) -> dict:
     """--set KEY=VALUE ... -> {field: value}; ints, booleans and comma lists (layers) parsed."""

@@ -1,20 +1,96 @@
-"""`resnet-bench report`: re-render saved results (ours or pytest-benchmark JSON)."""
+"""`resnet-bench report`: re-render saved results (ours or pytest-benchmark JSON), or a speed
+gate's document; ``--html FILE`` writes one self-contained page, ``--plots DIR`` the figures as
+PNG and SVG files."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+from bench.cli import common_args as A
+from bench.errors import UserError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="re-render saved results (ours or pytest-benchmark JSON)")
-    p.add_argument("results", help="a run directory, results.json/.csv/rows.jsonl, or pytest-benchmark JSON")
-    p.add_argument("--baseline-model", help="also show each variant's latency ratio to this variant")
-    p.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table")
+    p = sub.add_parser("report", help="re-render saved results; --html one self-contained page, --plots figures",
+                       description="Render a run directory, results.json/.csv/rows.jsonl, pytest-benchmark JSON or "
+                                   "a speed gate's --out file as a table (stdout), one self-contained HTML page "
+                                   "(--html: figures embedded, no script, no network) or figure files (--plots).")
+    p.add_argument("results", help="a run directory, results.json/.csv/rows.jsonl, pytest-benchmark JSON, or a "
+                   "speed gate's JSON (check --speed --out)")
+    p.add_argument("--baseline-model", help="also show each variant's latency ratio to this variant "
+                   "(in the HTML: default the first model)")
+    p.add_argument("--format", choices=("table", "json", "csv", "markdown"), default=None,
+                   help="stdout format (default table; none with --html/--plots unless given)")
+    p.add_argument("--html", metavar="FILE", help="write one self-contained HTML report here")
+    p.add_argument("--plots", metavar="DIR", help="write every figure here as NAME.png and NAME.svg")
     p.set_defaults(func=run)
 
 
+def is_report(path: Path) -> bool:
+    """A file an earlier `--html` wrote (it may be replaced)."""
+    from bench.report.html import GENERATOR
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f'<meta name="generator" content="{GENERATOR}' in f.read(4096)
+    except OSError:
+        return False
+
+
+def check_outputs(args) -> None:
+    """Output paths and matplotlib, before anything is read or drawn."""
+    if args.html is not None:
+        A.check_output_file(args.html, "--html", replaceable=is_report)
+    if args.plots is not None:
+        A.check_output_dir(args.plots, "--plots")
+    if args.html is not None or args.plots is not None:
+        from bench.report.figures import require_matplotlib
+
+        require_matplotlib()
+
+
+def write_outputs(args, figures, page: str | None) -> None:
+    """The figure files and the page; an OSError (a full disk, a read-only place) is one line."""
+    from bench.report import figures as F
+    from bench.report.terminal import say
+    from bench.results.files import atomic_write
+
+    try:
+        if args.plots is not None:
+            paths = F.save(figures, args.plots)
+            say(f"figures: {len(paths)} file(s) in {args.plots}")
+        if args.html is not None and page is not None:
+            atomic_write(Path(args.html), page)
+            say(f"report: {args.html}")
+    except OSError as e:
+        raise UserError(f"cannot write {e.filename or args.html or args.plots}: {e.strerror or e}") from None
+
+
+def _gate_doc(path: str):
+    """The speed-gate document at `path`, or None when it is not one."""
+    from bench.gates.speed import SPEED_FORMAT
+
+    p = Path(path)
+    if not (p.is_file() and p.suffix == ".json"):
+        return None
+    try:
+        with open(p, encoding="utf-8") as f:
+            head = f.read(200)
+        if SPEED_FORMAT not in head:
+            return None
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == SPEED_FORMAT else None
+
+
 def run(args) -> int:
+    check_outputs(args)
+    doc = _gate_doc(args.results)
+    if doc is not None:
+        return _gate(args, doc)
     from bench.report import terminal
     from bench.report.markdown import results_markdown
     from bench.results.files import json_safe
@@ -24,12 +100,55 @@ def run(args) -> int:
     for note in rs.notes:
         terminal.say(f"warning: {note}", "yellow")
     df = rs.frame()
-    if args.format == "json":
+    if args.baseline_model is not None and args.baseline_model not in set(df["model"]):
+        raise UserError(f"--baseline-model {args.baseline_model!r} is not in these results; "
+                        f"models: {', '.join(sorted(set(df['model'])))}")
+    fmt = args.format or (None if (args.html or args.plots) else "table")
+    if fmt == "json":
         print(json.dumps(json_safe(rs.rows)))
-    elif args.format == "csv":
+    elif fmt == "csv":
         sys.stdout.write(df.to_csv(index=False))
-    elif args.format == "markdown":
+    elif fmt == "markdown":
         sys.stdout.write(results_markdown(df, rs.env, rs.command))
-    else:
+    elif fmt == "table":
         terminal.show_results(df, args.baseline_model, cpu_count=rs.env.get("cpu_count"))
+    if args.html is None and args.plots is None:
+        return 0
+    from bench.report import documents, figures
+
+    figs = figures.run_figures(rs.rows, rs.env, rs.env.get("cpu_count"))
+    page = None
+    if args.html is not None:
+        notes = list(rs.notes)
+        if not any(isinstance(r.get("samples_ms"), list) and r["samples_ms"] for r in rs.rows):
+            notes.append(f"{args.results} keeps no raw samples (a CSV keeps none): no latency distributions")
+        page = documents.run_html(rs.rows, rs.env, rs.command, f"resnet-bench report: {args.results}",
+                                  baseline_model=args.baseline_model, figures=figs, notes=notes)
+    write_outputs(args, figs, page)
+    return 0
+
+
+def _gate(args, doc: dict) -> int:
+    """A speed gate's document: its verdicts (stdout), and both sides' samples as a figure."""
+    from bench.gates import speed
+    from bench.report import documents, figures
+    from bench.report.terminal import speed_gate_text
+
+    if args.format not in (None, "table"):
+        raise UserError(f"{args.results} is a speed gate's result: it renders as a table, --html or --plots, "
+                        f"not --format {args.format}")
+    try:
+        threshold, alpha = float(doc.get("threshold", speed.DEFAULT_THRESHOLD)), float(doc.get("alpha", speed.DEFAULT_ALPHA))
+    except (TypeError, ValueError):
+        raise UserError(f"{args.results}: threshold and alpha must be numbers") from None
+    entries = speed.recheck(doc, threshold, alpha, source=args.results)
+    doc = {**doc, "cases": [{**case, **entry} for case, entry in zip(doc["cases"], entries)]}  # decided now
+    text = speed_gate_text(entries, threshold, alpha)
+    if args.format == "table" or not (args.html or args.plots):
+        print(text)
+    if args.html is None and args.plots is None:
+        return 0
+    figs = figures.gate_figures(doc)
+    page = documents.gate_html(doc, text, args.results, figs) if args.html is not None else None
+    write_outputs(args, figs, page)
     return 0

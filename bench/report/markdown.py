@@ -26,21 +26,29 @@ def environment_line(env: dict) -> str:
 
 def results_markdown(df, env: dict | None = None, command: str | None = None) -> str:
     """results.md: the environment and the command, the DISPLAY columns with raw values
-    (4 significant digits), then the best mode per variant."""
+    (4 significant digits; a speedup from a flagged row marked), then the best mode per variant
+    among the reliable rows."""
+    from bench.report import tables
     from bench.results import columns, views
 
-    view = views.with_speedup(df)
+    cpu_count = (env or {}).get("cpu_count")
+    view = views.with_speedup(df, cpu_count)
     cols = [c.name for c in columns.shown("markdown") if c.name in view.columns]
+    marked = ~view["speedup_trusted"] & view["speedup_vs_eager"].notna()
+    if marked.any():  # text cells: the number and its mark
+        view["speedup_vs_eager"] = [tables.speedup_cell(r) for r in view.to_dict("records")]
     lines = []
     if env:
         lines += [environment_line(env), ""]
     if command:
         lines += [f"Command: `{command}`", ""]
     lines.append(view[cols].to_markdown(index=False, floatfmt=".4g"))
-    best = views.best_modes(df)
+    if marked.any():
+        lines += ["", tables.UNTRUSTED_NOTE]
+    best = views.best_modes(df, cpu_count)
     if not best.empty:
-        lines += ["", "Best mode per variant (speedup over eager fp32 contiguous):", "",
-                  best.to_markdown(index=False, floatfmt=".4g")]
+        lines += ["", "Best mode per variant (reliable rows only; speedup over eager fp32 contiguous):", "",
+                  render(tables.best_modes(best), title=False)]
     return "\n".join(lines) + "\n"
 
 

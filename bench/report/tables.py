@@ -87,6 +87,8 @@ def status_text(row: dict, busy: bool) -> str:
     text = str(row.get("status"))
     if row.get("noisy") is True:
         text += " (noisy)"
+    if row.get("steady") is False:
+        text += " (unsteady)"
     if busy:
         text += " (busy CPU)"
     if row.get("output_ok") is False:
@@ -94,8 +96,23 @@ def status_text(row: dict, busy: bool) -> str:
     return text
 
 
+#: Marks a number that a flagged row gave (bench.results.views.flags): shown, never ranked.
+UNTRUSTED = "?"
+UNTRUSTED_NOTE = (f"{UNTRUSTED} = this row or its eager fp32 row is flagged (noisy, unsteady, busy CPU, not ok or "
+                  "output differs): shown, not ranked")
+
+
+def speedup_cell(row: dict) -> str:
+    """`speedup_vs_eager` with the untrusted mark when the row or its reference is flagged."""
+    v = row.get("speedup_vs_eager")
+    if _missing(v):
+        return "-"
+    return fmt(v) + ("" if row.get("speedup_trusted", True) else UNTRUSTED)
+
+
 def results(rows: Iterable[dict], busy: Callable[[dict], bool], title: str = "Results") -> Table:
-    """The results table: DISPLAY's terminal columns (bench.results.columns)."""
+    """The results table: DISPLAY's terminal columns (bench.results.columns). Rows from
+    bench.results.views.with_speedup: an untrusted speedup is marked."""
     from bench.results import columns
 
     cols = columns.shown("terminal")
@@ -108,9 +125,42 @@ def results(rows: Iterable[dict], busy: Callable[[dict], bool], title: str = "Re
             if c.fmt == "status":
                 cells.append(status_text(r, busy(r)))
                 styles[i] = STATUS_STYLE.get(str(r.get(c.name)), "")
+            elif c.name == "speedup_vs_eager":
+                cells.append(speedup_cell(r))
             else:
                 cells.append(_CELL[c.fmt](r.get(c.name)))
         t.add(cells, styles)
+    if any(c.endswith(UNTRUSTED) for row in t.rows for c in row):
+        t.notes.append(UNTRUSTED_NOTE)
+    return t
+
+
+def best_modes(best, title: str = "Best mode per variant (reliable rows only; speedup over eager fp32 contiguous)"
+               ) -> Table:
+    """bench.results.views.best_modes as a table: the winner among reliable rows, and why
+    anything faster was not ranked."""
+    t = Table(title, ["model", "work", "bs", "px", "device", "best mode", "p50 ms", "img/s", "x eager", "note"],
+              right={2, 3, 6, 7, 8})
+    for r in best.to_dict("records"):
+        mode = "-" if _missing(r.get("layout")) else f"{r['layout']} {r['precision']} {r['compile']}"
+        speed = r.get("speedup_vs_eager")
+        t.add([r["model"], r["workload"], fmt(r["batch_size"]), fmt(r["image_size"]), r["device"], mode,
+               fmt(r.get("latency_ms_p50")), fmt(r.get("throughput_ips")),
+               "-" if _missing(speed) else f"{speed:.3g}x", r.get("note") or ""],
+              {9: "yellow"} if r.get("note") else {})
+    return t
+
+
+def ratios(view, baseline: str) -> Table:
+    """bench.results.views.ratio_to_baseline as a table; a flagged ratio is marked."""
+    name = f"latency_ratio_to_{baseline}"
+    t = Table(f"Latency ratio to {baseline} (> 1 = slower)", ["model", "work", "bs", "px", "mode", "device",
+                                                               "p50 ms", f"/ {baseline}", "note"], right={2, 3, 6, 7})
+    for r in view.to_dict("records"):
+        ratio = "-" if _missing(r.get(name)) else f"{r[name]:.3f}" + (UNTRUSTED if r.get("note") else "")
+        t.add([r["model"], r["workload"], fmt(r["batch_size"]), fmt(r["image_size"]),
+               f"{r['layout']} {r['precision']} {r['compile']}", r["device"], fmt(r.get("latency_ms_p50")), ratio,
+               r.get("note") or ""])
     return t
 
 
@@ -125,6 +175,13 @@ def frame(df, title: str) -> Table:
 def problems(rows: Iterable[dict], labels: Callable[[dict], str]) -> list[str]:
     """One line per row whose status is not ok: label, status, error."""
     return [f"{labels(r)}: {r['status']}: {r.get('error') or ''}" for r in rows if r.get("status") != "ok"]
+
+
+def flagged(rows: Iterable[dict], labels: Callable[[dict], str]) -> list[str]:
+    """One line per flagged row (rows carrying `flags`, bench.results.views.with_flags): label,
+    flags, and the error when there is one."""
+    return [f"{labels(r)}: {r['flags']}" + (f": {r['error']}" if r.get("error") and not _missing(r["error"]) else "")
+            for r in rows if r.get("flags")]
 
 
 # ------------------------------------------------------------------ registry and profile

@@ -74,26 +74,32 @@ class Progress:
 
 
 def show_results(df, baseline_model: str | None = None, *, cpu_count: int | None = None) -> None:
-    """The results table, the best mode per variant, the ratios to a baseline variant, and one
-    line for every row that is not ok or was measured on a busy CPU."""
+    """The results table, the best mode per variant (reliable rows only), the ratios to a
+    baseline variant, one line for every row that is not ok, and a count of the rows whose
+    timings are flagged (noisy, unsteady, busy CPU): those are marked and never ranked."""
+    from collections import Counter
+
     from bench.core.case import Case
     from bench.results import views
 
     busy = lambda r: views.busy(r, cpu_count)  # noqa: E731
-    shown = [tables.results(views.with_speedup(df).to_dict("records"), busy)]
-    best = views.best_modes(df)
+    shown = [tables.results(views.with_speedup(df, cpu_count).to_dict("records"), busy)]
+    best = views.best_modes(df, cpu_count)
     if not best.empty:
-        shown.append(tables.frame(best, "Best mode per variant (speedup over eager fp32 contiguous)"))
+        shown.append(tables.best_modes(best))
     if baseline_model:
-        shown.append(tables.frame(views.ratio_to_baseline(df, baseline_model), f"Latency ratio to {baseline_model}"))
+        shown.append(tables.ratios(views.ratio_to_baseline(df, baseline_model, cpu_count), baseline_model))
     show(shown)
     records = df.to_dict("records")
     for line in tables.problems(records, lambda r: Case.from_row(r).label()):
         say(line, "yellow")
-    n_busy = sum(busy(r) for r in records)
-    if n_busy:
-        say(f"{n_busy} CPU row(s) were measured while other work competed for the cores (load average above "
-            f"the core count): their latencies are unreliable. On a shared machine use --threads 1, or rerun "
+    timing = Counter(f for r in records if r.get("status") == "ok" for f in views.flags(r, cpu_count))
+    if timing:
+        say("flagged timings, marked and never ranked: " + ", ".join(f"{n} {f}" for f, n in timing.items())
+            + " (`report --html` lists each row)", "yellow")
+    if timing.get("busy CPU"):
+        say(f"{timing['busy CPU']} CPU row(s) were measured while other work competed for the cores (load average "
+            f"above the core count): their latencies are unreliable. On a shared machine use --threads 1, or rerun "
             f"when it is idle.", "yellow")
 
 

@@ -121,6 +121,10 @@ SCHEMA: list[Column] = [
     C("samples_ms", "ms", "every timed sample, in call order", raw=True),
     C("speedup_vs_eager", "x", "eager fp32 contiguous latency of the same case / this row's (> 1 faster)",
       header="x eager", view=True),
+    C("flags", doc="why the row's timing is not to be ranked: its status if not ok, noisy, unsteady, busy CPU, "
+                   "output differs (bench.results.views.flags); empty for a reliable row", view=True),
+    C("reliable", doc="no flags: ok, steady, not noisy, not on a busy CPU, output matches eager fp32", view=True),
+    C("speedup_trusted", doc="this row and its eager fp32 reference are both reliable", view=True),
 ]
 del C
 

@@ -57,12 +57,17 @@ def atomic_write(path: str | Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` through a temporary file in the same directory, fsync'ed,
     then renamed over `path`: a reader sees the old file or the new one, never a torn one. The
     file gets the mode a plain new file would get (the temporary file's is 0600)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """:func:`atomic_write` for bytes (a PNG, an SVG)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,11 +1,18 @@
-"""Rows -> pandas tables, and the tables derived from them: speedup over eager fp32, the best
-mode per variant, latency ratios to a baseline variant. Computing only; rendering is
-bench.report."""
+"""Rows -> pandas tables, and the tables derived from them: which rows can be trusted, speedup
+over eager fp32, the best mode per variant, latency ratios to a baseline variant. Computing
+only; rendering is bench.report.
+
+**Reliability** has one definition, :func:`flags`: a row is fit to rank only when its status is
+``ok`` and it is steady, not noisy, not measured on a busy CPU and its output matches eager
+fp32. Every view that crowns or divides (best mode, speedup, ratio to a baseline, the Pareto
+front and the heat map of bench.report.figures) uses it: a flagged row is shown marked, never
+ranked.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
@@ -14,8 +21,8 @@ from bench.errors import UserError
 from bench.results import columns
 
 # A variant's cases that share everything but the mode.
-_SAME_CASE = ["model", "device", "workload", "batch_size", "image_size"]
-_MODE = ["layout", "precision", "compile"]
+SAME_CASE = ["model", "device", "workload", "batch_size", "image_size"]
+MODE = ["layout", "precision", "compile"]
 
 
 def to_frame(rows: Iterable[dict]) -> pd.DataFrame:
@@ -31,47 +38,135 @@ def to_frame(rows: Iterable[dict]) -> pd.DataFrame:
     return df[names + extra]
 
 
-def busy(row: dict, cpu_count: int | None = None) -> bool:
+# ------------------------------------------------------------------ reliability
+def busy(row: Mapping, cpu_count: int | None = None) -> bool:
     """A CPU case measured while more runnable work than cores was competing (load average
-    above the core count, which already includes the measuring process itself)."""
+    above the core count, which already includes the measuring process itself). `cpu_count`:
+    the measuring machine's (the run's environment); this machine's when not given."""
     load, cores = row.get("load_avg_1m"), cpu_count or os.cpu_count() or 1
-    return row.get("device") == "cpu" and isinstance(load, (int, float)) and load > cores + 0.5
+    return (row.get("device") == "cpu" and isinstance(load, (int, float)) and not isinstance(load, bool)
+            and load > cores + 0.5)
 
 
-def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds `speedup_vs_eager`: the reference mode's (eager fp32 contiguous) latency of the same
-    model/workload/batch/size divided by this row's latency (> 1 = faster than eager fp32)."""
+def _is(value, want: bool) -> bool:
+    """`value` is the flag `want` (a bool or numpy bool; NA, None and text are neither)."""
+    return type(value).__name__ in ("bool", "bool_") and bool(value) == want
+
+
+def flags(row: Mapping, cpu_count: int | None = None) -> list[str]:
+    """Why a row's timing cannot be ranked, in a fixed order; [] for a reliable row.
+
+    A status other than ``ok`` (``ok-reduced`` reads "batch reduced": measured at another batch
+    than asked), ``noisy`` (IQR / median above 10%), ``unsteady`` (the warm-up never settled),
+    ``busy CPU`` (:func:`busy`), ``output differs`` (the mode's output is off eager fp32's)."""
+    status = row.get("status")
+    out = [] if status == "ok" else ["batch reduced" if status == "ok-reduced" else str(status)]
+    if _is(row.get("noisy"), True):
+        out.append("noisy")
+    if _is(row.get("steady"), False):
+        out.append("unsteady")
+    if busy(row, cpu_count):
+        out.append("busy CPU")
+    if _is(row.get("output_ok"), False):
+        out.append("output differs")
+    return out
+
+
+def reliable(row: Mapping, cpu_count: int | None = None) -> bool:
+    return not flags(row, cpu_count)
+
+
+def with_flags(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame:
+    """Adds `flags` (:func:`flags` joined by ", "; "" for a reliable row) and `reliable`."""
     df = df.copy()
-    ok = df["status"].isin(columns.OK_STATUSES)
-    is_ref = (df[_MODE] == pd.Series(REFERENCE_MODE, index=_MODE)).all(axis=1)
-    ref = df[ok & is_ref].groupby(_SAME_CASE)["latency_ms_p50"].first().rename("_ref_ms")
-    df = df.join(ref, on=_SAME_CASE)
+    df["flags"] = [", ".join(flags(r, cpu_count)) for r in df.to_dict("records")] if len(df) else []
+    df["reliable"] = df["flags"] == ""
+    return df
+
+
+def _ok(df: pd.DataFrame) -> pd.Series:
+    return df["status"].isin(columns.OK_STATUSES) & pd.to_numeric(df["latency_ms_p50"], errors="coerce").notna()
+
+
+def with_speedup(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame:
+    """Adds `flags`, `reliable`, `speedup_vs_eager`: the reference mode's (eager fp32
+    contiguous) latency of the same model/workload/batch/size divided by this row's (> 1 =
+    faster than eager fp32), and `speedup_trusted`: this row and its reference are both
+    reliable. An untrusted speedup is shown marked, never ranked."""
+    df = with_flags(df, cpu_count)
+    ok = _ok(df)
+    is_ref = (df[MODE] == pd.Series(REFERENCE_MODE, index=MODE)).all(axis=1)
+    ref = (df[ok & is_ref].assign(_ref_ms=lambda d: pd.to_numeric(d["latency_ms_p50"]))
+           .groupby(SAME_CASE)[["_ref_ms", "reliable"]].first().rename(columns={"reliable": "_ref_reliable"}))
+    df = df.join(ref, on=SAME_CASE)
     df["speedup_vs_eager"] = (df["_ref_ms"] / pd.to_numeric(df["latency_ms_p50"], errors="coerce")).where(ok)
-    return df.drop(columns="_ref_ms")
+    df["speedup_trusted"] = (df["reliable"] & (df["_ref_reliable"] == True)).astype(bool)  # noqa: E712 (NA -> False)
+    return df.drop(columns=["_ref_ms", "_ref_reliable"])
 
 
-def best_modes(df: pd.DataFrame) -> pd.DataFrame:
-    """Per model/workload/batch/size: the fastest ok mode and its speedup over eager fp32."""
-    df = with_speedup(df)
-    ok = df[df["status"].isin(columns.OK_STATUSES) & df["latency_ms_p50"].notna()].copy()
-    if ok.empty:
-        return ok
-    ok["latency_ms_p50"] = pd.to_numeric(ok["latency_ms_p50"])
-    idx = ok.groupby(_SAME_CASE)["latency_ms_p50"].idxmin()
-    best = ok.loc[idx, _SAME_CASE + _MODE + ["latency_ms_p50", "throughput_ips", "speedup_vs_eager"]]
-    return best.reset_index(drop=True)
+def _mode_text(r: Mapping) -> str:
+    return f"{r['layout']}/{r['precision']}/{r['compile']}"
 
 
-def ratio_to_baseline(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
+def best_modes(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame:
+    """Per model/workload/batch/size: the fastest **reliable** mode and its speedup over eager
+    fp32 (NA when the eager row itself is flagged). Flagged rows are never ranked: a flagged
+    mode that looked faster is named in `note`; a case with no reliable mode keeps its line,
+    with empty mode columns and the reason in `note`."""
+    view = with_speedup(df, cpu_count)
+    view = view[_ok(view)].copy()
+    cols = SAME_CASE + MODE + ["latency_ms_p50", "throughput_ips", "speedup_vs_eager", "note"]
+    if view.empty:
+        return pd.DataFrame(columns=cols)
+    view["latency_ms_p50"] = pd.to_numeric(view["latency_ms_p50"])
+    out = []
+    for _, g in view.groupby(SAME_CASE, sort=False):
+        good = g[g["reliable"]]
+        if good.empty:
+            why = sorted({f for text in g["flags"] for f in text.split(", ") if f})
+            first = g.iloc[0]
+            out.append({**{k: first[k] for k in SAME_CASE}, **{k: None for k in MODE},
+                        "latency_ms_p50": None, "throughput_ips": None, "speedup_vs_eager": None,
+                        "note": f"not ranked: all {len(g)} measured mode(s) flagged ({', '.join(why)})"})
+            continue
+        best = good.loc[good["latency_ms_p50"].idxmin()]
+        notes = []
+        if not best["speedup_trusted"]:
+            ref = _ref_flags(g)
+            notes.append(f"no speedup: the eager fp32 row is {ref}" if ref else "no speedup: no ok eager fp32 row")
+        faster = g[~g["reliable"] & (g["latency_ms_p50"] < best["latency_ms_p50"])]
+        notes += [f"not ranked: {_mode_text(r)} {r['latency_ms_p50']:.4g} ms ({r['flags']})"
+                  for r in faster.to_dict("records")]
+        out.append({**{k: best[k] for k in SAME_CASE + MODE + ["latency_ms_p50", "throughput_ips"]},
+                    "speedup_vs_eager": best["speedup_vs_eager"] if best["speedup_trusted"] else None,
+                    "note": "; ".join(notes)})
+    return pd.DataFrame(out, columns=cols)
+
+
+def _ref_flags(g: pd.DataFrame) -> str:
+    ref = g[(g[MODE] == pd.Series(REFERENCE_MODE, index=MODE)).all(axis=1)]
+    return ref["flags"].iloc[0] if len(ref) else ""
+
+
+def ratio_to_baseline(df: pd.DataFrame, baseline: str, cpu_count: int | None = None) -> pd.DataFrame:
     """Each variant's latency divided by the baseline variant's, per identical case settings
-    (> 1 = slower than the baseline)."""
+    (> 1 = slower than the baseline). `note` names the flags of the row or of the baseline's
+    row: such a ratio is shown marked, not trusted."""
     if baseline not in set(df["model"]):
         raise UserError(f"baseline model {baseline!r} is not in these results; "
                         f"models: {', '.join(sorted(set(df['model'])))}")
     keys = [c for c in columns.CASE_COLUMNS if c != "model"]
-    ok = df[df["status"].isin(columns.OK_STATUSES)].copy()
+    ok = with_flags(df[df["status"].isin(columns.OK_STATUSES)], cpu_count)
     ok["latency_ms_p50"] = pd.to_numeric(ok["latency_ms_p50"])
-    base = ok[ok["model"] == baseline].groupby(keys)["latency_ms_p50"].first().rename("_base_ms")
+    base = (ok[ok["model"] == baseline].groupby(keys)[["latency_ms_p50", "flags"]].first()
+            .rename(columns={"latency_ms_p50": "_base_ms", "flags": "_base_flags"}))
     ok = ok.join(base, on=keys)
-    ok[f"latency_ratio_to_{baseline}"] = ok["latency_ms_p50"] / ok["_base_ms"]
-    return ok.drop(columns="_base_ms")[["model"] + keys + ["latency_ms_p50", f"latency_ratio_to_{baseline}"]]
+    name = f"latency_ratio_to_{baseline}"
+    ok[name] = ok["latency_ms_p50"] / ok["_base_ms"]
+    ok["note"] = [_join(f, f"{baseline}: {b}" if isinstance(b, str) and b and m != baseline else "")
+                  for f, b, m in zip(ok["flags"], ok["_base_flags"], ok["model"])]
+    return ok[["model"] + keys + ["latency_ms_p50", name, "note"]]
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
