@@ -22,7 +22,7 @@ set -u
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder whose files come back}"
 BUDGET_S=${BUDGET_S:-560}
-PYTEST_S=${PYTEST_S:-150}
+PYTEST_S=${PYTEST_S:-180}
 TRACE_S=${TRACE_S:-90}
 MAXBATCH_S=${MAXBATCH_S:-100}
 STEPS=${STEPS:-"pytest trace maxbatch quick"}
