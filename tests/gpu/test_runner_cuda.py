@@ -5,10 +5,10 @@ The whole `pytest -m gpu` is meant to take a few minutes on one GPU (compiles in
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
-
-import time
 
 from bench.core.case import Case
 from bench.execute.base import RunSettings
