@@ -41,6 +41,16 @@ def add_parser(sub) -> None:
     p.add_argument("--case-timeout", type=float, metavar="SECONDS", help="end a case that runs longer (status timeout)")
     p.add_argument("--oom-backoff", action="store_true",
                    help="on out-of-memory retry with half the batch (status ok-reduced, both batch sizes kept)")
+    p.add_argument("--find-max-batch", action="store_true",
+                   help="search each mode's largest batch that runs, then measure the batch ladder up to it "
+                        "(powers of two and the max); replaces --batch-sizes")
+    p.add_argument("--max-batch", type=int, metavar="N", help="with --find-max-batch: the largest batch tried (default 4096)")
+    p.add_argument("--max-batch-probes", type=int, metavar="N", help="with --find-max-batch: probes per mode at most "
+                   "(default 24)")
+    p.add_argument("--mem-cap-mb", type=float, metavar="MIB", help="with --find-max-batch: memory a probe may use "
+                   "(CPU: peak RSS, default half the available RAM; CUDA: peak allocated, default the GPU's own limit)")
+    p.add_argument("--trace", metavar="DIR", help="write a torch.profiler Chrome trace of a few steps per case, and "
+                   "its top kernels/operators, to DIR (after the timed samples)")
     p.add_argument("--baseline-model", help="also show each variant's latency ratio to this variant")
     p.add_argument("--format", choices=("table", "json"), default="table", help="json: stdout holds only the rows")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -114,7 +124,10 @@ def _executor(args) -> str:
 RESUME_MAY_CHANGE = ("--case-timeout", "--executor", "--no-isolate", "--no-memory-check", "--retry-failed")
 _RESUME_FIXED = {"preset": "--preset", "device": "--device", "threads": "--threads", "max_time": "--max-time",
                  "min_time": "--min-time", "min_samples": "--min-samples", "max_warmup": "--max-warmup",
-                 "overrides": "--set", "weights": "--weights", "out": "--out"}
+                 "overrides": "--set", "weights": "--weights", "out": "--out", "trace": "--trace",
+                 "max_batch": "--max-batch", "max_batch_probes": "--max-batch-probes", "mem_cap_mb": "--mem-cap-mb"}
+#: Keys of a run's saved settings that are not RunSettings fields.
+META_KEYS = ("planned_cases", "max_batch_search")
 
 
 def _check_flags(args) -> None:
@@ -128,6 +141,7 @@ def _check_flags(args) -> None:
         check_path(args.resume)
         fixed = [flag for dest, flag in _RESUME_FIXED.items() if getattr(args, dest) not in (None, [])]
         fixed += ["--overwrite"] * args.overwrite + ["--oom-backoff"] * args.oom_backoff
+        fixed += ["--find-max-batch"] * args.find_max_batch
         fixed += ["--" + f.replace("_", "-") for f in A.SWEEP_FLAGS if getattr(args, f) is not None]
         if fixed:
             raise UserError(f"--resume continues the saved sweep with its saved settings: drop the sweep flags and "
@@ -135,6 +149,23 @@ def _check_flags(args) -> None:
                             f"only {', '.join(RESUME_MAY_CHANGE)}")
     elif args.retry_failed:
         raise UserError("--retry-failed goes with --resume DIR")
+    search_flags = [f for f, v in (("--max-batch", args.max_batch), ("--max-batch-probes", args.max_batch_probes),
+                                   ("--mem-cap-mb", args.mem_cap_mb)) if v is not None]
+    if search_flags and not args.find_max_batch:
+        raise UserError(f"{', '.join(search_flags)} go with --find-max-batch")
+    if args.find_max_batch and args.batch_sizes is not None:
+        raise UserError("--find-max-batch chooses the batch sizes (the ladder up to each mode's max); drop --batch-sizes")
+    for flag, v in (("--max-batch", args.max_batch), ("--max-batch-probes", args.max_batch_probes)):
+        if v is not None and v < 1:
+            raise UserError(f"{flag} must be a positive integer, got {v}")
+    if args.mem_cap_mb is not None and not (math.isfinite(args.mem_cap_mb) and args.mem_cap_mb > 0):
+        raise UserError(f"--mem-cap-mb must be a positive number of MiB, got {args.mem_cap_mb:g}")
+    if args.trace is not None:
+        check_path(args.trace)
+        t = Path(args.trace)
+        if t.exists() and (not t.is_dir() or (any(t.iterdir()) and not args.overwrite)):
+            raise UserError(f"--trace {t}: {'not a directory' if not t.is_dir() else 'already holds files'}; "
+                            "choose another directory (or add --overwrite)")
 
 
 def run(args) -> int:
@@ -143,7 +174,7 @@ def run(args) -> int:
     from bench.core import devices
     from bench.core import env as E
     from bench.core.case import Case
-    from bench.execute import Events, RunSettings, get_executor
+    from bench.execute import Events, RunSettings, get_executor, max_batch
     from bench.report import terminal
     from bench.results.files import json_safe
     from bench.store.load import load_results
@@ -158,7 +189,7 @@ def run(args) -> int:
     command = shlex.join(["resnet-bench"] + sys.argv[1:]) if args.command_line is None else args.command_line
 
     def fingerprint(env: dict, saved: dict) -> str:
-        saved = {k: v for k, v in saved.items() if k != "planned_cases"}
+        saved = {k: v for k, v in saved.items() if k not in META_KEYS}
         return E.fingerprint(env, RunSettings.from_dict(saved).fingerprint_part())
 
     if args.resume is not None:
@@ -166,6 +197,7 @@ def run(args) -> int:
         out = Path(args.resume)
         prev = load_results(out)
         meta = dict(prev.settings)
+        searched = (meta.pop("max_batch_search", None) or {}).get("results", [])
         try:
             planned = [Case.from_dict(d) for d in meta.pop("planned_cases", None) or []]
             settings = RunSettings.from_dict(meta)
@@ -196,36 +228,46 @@ def run(args) -> int:
                                executor=None if executor_name in ("local", "inline") else executor_name,
                                case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff, overrides=overrides,
                                weights=os.path.abspath(args.weights) if args.weights else None,
-                               memory_check=not args.no_memory_check)
+                               memory_check=not args.no_memory_check,
+                               trace_dir=os.path.abspath(args.trace) if args.trace else None)
         sweep = build_sweep(args, device)
         if args.baseline_model is not None and args.baseline_model not in sweep.models:
             raise UserError(f"--baseline-model {args.baseline_model!r} is not among the models of this sweep "
                             f"({', '.join(sweep.models)})")
         A.validate_variants(sweep.models, settings.overrides, settings.weights)
-        planned = sweep.cases()
+        planned = [] if args.find_max_batch else sweep.cases()
+        searched = []
         env = E.collect(device, settings.threads or torch.get_num_threads())
         out = Path(args.out) if args.out is not None else default_out_dir(
             device, (args.preset or "quick") if args.models is None else "custom")
+        if settings.trace_dir:
+            try:
+                Path(settings.trace_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"--trace {args.trace}: cannot create it: {e.strerror or e}") from None
         meta = settings.to_dict() | {"planned_cases": [c.as_dict() for c in planned]}
         writer = ResultsWriter.create(out, env, meta, command, fingerprint=fingerprint(env, meta),
                                       overwrite=args.overwrite)
 
-    done = writer.done_keys()
-    todo = [c for c in planned if c.key() not in done]
-    if args.resume is not None:
-        terminal.say(f"resuming {out}: {len(done)} case(s) done, {len(todo)} to measure")
     try:
         executor = get_executor(settings.executor_name)
     except ValueError as e:
         raise UserError(str(e)) from None
-    progress = terminal.Progress(len(todo), quiet=args.quiet)
-
-    def on_row(row: dict) -> None:
-        writer.append(row)
-        progress.advance()
-
     previous_term = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
+        if args.find_max_batch:
+            planned, searched = _find_max_batch(args, sweep, executor, settings, writer)
+        results = {max_batch.target_key(r): r for r in searched}
+        done = writer.done_keys()
+        todo = [c for c in planned if c.key() not in done]
+        if args.resume is not None:
+            terminal.say(f"resuming {out}: {len(done)} case(s) done, {len(todo)} to measure")
+        progress = terminal.Progress(len(todo), quiet=args.quiet)
+
+        def on_row(row: dict) -> None:
+            writer.append(max_batch.stamp(row, results) if results else row)
+            progress.advance()
+
         with progress, contextlib.redirect_stdout(sys.stderr):  # stdout holds only our output
             executor.run(todo, settings, Events(row=on_row, start=lambda c: progress.describe(c.label())))
     except (KeyboardInterrupt, Terminated) as e:
@@ -247,6 +289,43 @@ def run(args) -> int:
         terminal.show_results(df, args.baseline_model, cpu_count=env.get("cpu_count"))
     terminal.say(f"results: {out}/results.csv, results.md, results.json ({len(df)} rows)")
     return 0
+
+
+def _find_max_batch(args, sweep, executor, settings, writer):
+    """Search each mode's largest batch (a progress bar, every probe logged), then record the
+    search and the planned ladder in the run's settings; (planned cases, search rows)."""
+    from bench.core import devices
+    from bench.execute import Events, max_batch
+    from bench.report import terminal
+
+    cap = args.mem_cap_mb
+    if cap is None:
+        cap = devices.backend(sweep.device).default_mem_cap_mb(sweep.device)
+    options = {"max_batch": args.max_batch, "max_probes": args.max_batch_probes, "mem_cap_mb": cap}
+    cases = max_batch.targets(sweep)
+    terminal.say(f"--find-max-batch: {len(cases)} search(es), batches up to {args.max_batch or max_batch.DEFAULTS['max_batch']}"
+                 + (f", memory cap {cap:,.0f} MiB" if cap else ""))
+    progress = terminal.Progress(len(cases), quiet=args.quiet)
+
+    def on_row(row: dict) -> None:
+        progress.advance()
+        for line in max_batch.probe_lines(row, _target_label):
+            terminal.say(line)
+
+    with progress, contextlib.redirect_stdout(sys.stderr):
+        found = max_batch.search(executor, cases, settings, options, Events(
+            row=on_row, start=lambda c: progress.describe("max batch: " + c.label())))
+    planned = max_batch.plan(cases, found)
+    writer.update_settings(planned_cases=[c.as_dict() for c in planned],
+                           max_batch_search={"options": {**max_batch.DEFAULTS, **{k: v for k, v in options.items()
+                                                                                 if v is not None}},
+                                             "results": list(found.values())})
+    return planned, list(found.values())
+
+
+def _target_label(row: dict) -> str:
+    return (f"{row['model']} {row['workload']} {row['image_size']}px {row['layout']}/{row['precision']}/"
+            f"{row['compile']} {row['device']}")
 
 
 class Terminated(Exception):

@@ -35,7 +35,9 @@ FINGERPRINT_KEYS = (
 
 
 def git_commit(repo: Path = _REPO) -> str:
-    """Short commit of the code being measured, with '+dirty' when the tree has changes."""
+    """Short commit of the code being measured, with '+dirty' when the tree has changes. A copy
+    of the tree without its git directory (a remote machine) reads RESNET_BENCH_GIT_COMMIT,
+    which the sender sets, else 'unknown'."""
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
@@ -47,7 +49,7 @@ def git_commit(repo: Path = _REPO) -> str:
         ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("RESNET_BENCH_GIT_COMMIT", "").strip() or "unknown"
 
 
 def collect(device: str, threads: int | None = None) -> dict[str, Any]:

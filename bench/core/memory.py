@@ -1,4 +1,5 @@
-"""A lower bound on the memory a case needs, from shapes alone, checked before it runs.
+"""Memory: a lower bound a case needs, from shapes alone, checked before it runs; and the
+memory pass, which measures a case's peaks apart from its timing (:func:`measure_peaks`).
 
 The model runs once on the **meta device** (no memory, no arithmetic) at batch 1 with forward
 hooks on its leaf modules; sizes scale linearly with the batch. Every count is a lower bound:
@@ -60,6 +61,27 @@ def footprint(build_model, image_size: int) -> Footprint:
         for h in handles:
             h.remove()
     return Footprint(sum(p.numel() for p in model.parameters()), largest[0], kept[0])
+
+
+#: Steps of the memory pass (after the timed samples, never inside them).
+MEMORY_PASS_STEPS = 3
+
+
+def measure_peaks(step, device: str, steps: int = MEMORY_PASS_STEPS) -> dict:
+    """The memory pass: drain the device, reset its peak counters, run `step` `steps` times,
+    drain again and read the peaks (bench.core.devices.Device.memory_peaks): on CUDA peak
+    allocated and reserved (caching allocator) and NVML's used memory; on CPU the peak RSS of
+    this process. Run after the timed samples on a warmed-up step, so it sees steady-state
+    steps (not compilation or autotuning); MiB."""
+    from bench.core import devices
+
+    dev = devices.backend(device)
+    dev.synchronize(device)
+    dev.reset_peak_memory(device)
+    for _ in range(steps):
+        step()
+    dev.synchronize(device)
+    return dev.memory_peaks(device)
 
 
 def gib(n: float) -> str:

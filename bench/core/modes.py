@@ -152,14 +152,18 @@ def autocast(case: Case):
 
 
 def make_inputs(case: Case, num_classes: int, seed: int = 0):
-    """A fixed random batch (and labels) on the case's device, in the case's layout."""
+    """A fixed random batch (and labels), drawn directly on the case's device with a generator
+    of that device (no host tensor, no copy: an over-large batch fails at once, in phase
+    ``input``), then put in the case's layout (channels_last: one copy on the device). The same
+    seed, shape and device give the same values whatever the layout, so every mode of a case
+    sees the same logical input."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(case.batch_size, 3, case.image_size, case.image_size, generator=g)
-    y = torch.randint(0, num_classes, (case.batch_size,), generator=g)
-    x = x.to(case.device).contiguous(memory_format=getattr(torch, layout(case.layout).memory_format))
-    return x, y.to(case.device)
+    g = torch.Generator(device=case.device).manual_seed(seed)
+    x = torch.randn(case.batch_size, 3, case.image_size, case.image_size, generator=g, device=case.device)
+    y = torch.randint(0, num_classes, (case.batch_size,), generator=g, device=case.device)
+    x = x.contiguous(memory_format=getattr(torch, layout(case.layout).memory_format))
+    return x, y
 
 
 @dataclass
@@ -171,9 +175,10 @@ class Prepared:
     model: Any  # nn.Module
 
 
-def prepare(model, case: Case, x, y) -> Prepared:
+def prepare(model, case: Case, x, y, phase=None) -> Prepared:
     """Apply the case's layout and compile mode to `model` (already on the device; modified in
-    place for layout) and build its step. Call inside `precision_context(case)`."""
+    place for layout) and build its step. Call inside `precision_context(case)`. With a
+    bench.core.oom.Phase, a training step marks forward, backward and optimizer on it."""
     import torch
     from torch import nn
 
@@ -204,13 +209,18 @@ def prepare(model, case: Case, x, y) -> Prepared:
     scaler = torch.amp.GradScaler(devices.backend(case.device).kind, enabled=prec.grad_scaler)
     loss_fn = nn.CrossEntropyLoss()
 
+    mark = phase.set if phase is not None else (lambda name: None)
+
     def train_step():
         if cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
+        mark("forward")
         opt.zero_grad(set_to_none=True)
         with amp:
             loss = loss_fn(runner(x), y)
+        mark("backward")
         scaler.scale(loss).backward()
+        mark("optimizer")
         scaler.step(opt)
         scaler.update()
         return loss.detach()

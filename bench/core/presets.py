@@ -4,6 +4,12 @@
 resnet50s deep_base), the avg-pool shortcut (resnet50d) and ResNeXt; ``full`` is the whole
 registry in the same modes. On a CPU without native bf16 (AVX512-BF16 or AMX) bf16 autocast is
 several times slower than fp32, so the CPU presets add it only where the CPU has it.
+
+On CUDA the quick preset measures eager fp32 (the reference), eager bf16 channels_last, and
+fp16 and bf16 channels_last under ``reduce-overhead`` (inductor + CUDA graphs: the best mode of
+the first H100 runs, see README); ``full`` adds TF32, eager fp16, bf16 with compile ``default``
+and fp16 ``max-autotune`` (long autotuning compiles: worth it only where the search pays, so
+not in quick).
 """
 
 from __future__ import annotations
@@ -19,9 +25,13 @@ CIFAR_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "re
 PRESET_MODES = {
     "cpu": (REFERENCE_MODE, ("channels_last", "fp32", "none"),
             ("channels_last", "fp32", "default")),
-    "cuda": (REFERENCE_MODE, ("contiguous", "tf32", "none"),
-             ("channels_last", "bf16", "none"), ("channels_last", "fp16", "none"),
-             ("channels_last", "bf16", "default")),
+    "cuda": (REFERENCE_MODE, ("channels_last", "bf16", "none"),
+             ("channels_last", "fp16", "reduce-overhead"), ("channels_last", "bf16", "reduce-overhead")),
+}
+#: Modes the full preset adds on a device (on top of PRESET_MODES).
+FULL_EXTRA_MODES = {
+    "cuda": (("contiguous", "tf32", "none"), ("channels_last", "fp16", "none"), ("channels_last", "bf16", "default"),
+             ("channels_last", "fp16", "max-autotune")),
 }
 PRESET_BATCH_SIZES = {"cpu": (1,), "cuda": (1, 256)}
 CPU_BF16_MODE = ("channels_last", "bf16", "none")
@@ -32,6 +42,8 @@ def preset(name: str, device: str) -> dict:
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
     modes = PRESET_MODES[device]
+    if name == "full":
+        modes = modes + FULL_EXTRA_MODES.get(device, ())
     if device == "cpu":
         from bench.core.host import cpu_has_native_bf16
 

@@ -236,6 +236,7 @@ def measure(
     device: str = "cpu",
     config: TimingConfig = TimingConfig(),
     sync: Callable[[], object] | None = None,
+    hooks: Any = None,
 ) -> Measurement:
     """Time ``fn()`` (one step per call): first call, warm-up until steady, then samples.
 
@@ -243,6 +244,10 @@ def measure(
     on a CUDA device (made current for the duration), ``time.perf_counter_ns`` on the CPU, with
     ``sync`` (if given) called after each call inside the timed region. See the module docstring for the
     warm-up and stopping rules. Returns a :class:`Measurement` with the raw samples in ms.
+
+    ``hooks`` (e.g. bench.core.trackers.SampleHooks): ``hooks.begin()`` is called right before
+    the first sample (after the device has drained) and ``hooks.end(n)`` right after the last
+    (n = samples taken), both outside every sample.
     """
     if not callable(fn):
         raise TypeError(f"measure: fn must be a zero-argument callable, got {type(fn).__name__}")
@@ -260,7 +265,7 @@ def measure(
                            "use device='cpu' or run on a machine that has it")
     with backend.current(dev):
         timer = backend.timer(fn, sync, dev)
-        return _run(fn, dev, config, timer, sync, device_sync=lambda: backend.synchronize(dev))
+        return _run(fn, dev, config, timer, sync, device_sync=lambda: backend.synchronize(dev), hooks=hooks)
 
 
 def _run(
@@ -270,6 +275,7 @@ def _run(
     timed: Callable[[], float],
     sync: Callable[[], object] | None,
     device_sync: Callable[[], object] | None,
+    hooks: Any = None,
 ) -> Measurement:
     pc = time.perf_counter
 
@@ -315,6 +321,8 @@ def _run(
     min_t, max_t, target = cfg.min_time_s, cfg.max_time_s, cfg.target_rel_ci
     next_check = max(min_n, MIN_N_FOR_CI)
     reason = ""
+    if hooks is not None:
+        hooks.begin()
     t_s = pc()
     while True:
         append(timed())
@@ -339,6 +347,8 @@ def _run(
         if over_budget:
             reason = "time_budget"
             break
+    if hooks is not None:
+        hooks.end(len(samples))
 
     return Measurement(
         samples_ms=tuple(samples),

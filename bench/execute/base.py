@@ -36,6 +36,11 @@ class RunSettings:
     weights: str | None = None  # local checkpoint loaded strictly into every model (--weights)
     executor: str | None = None  # bench.execute name; None: "local" when isolate, else "inline"
     memory_check: bool = True  # refuse (an oom row) a case whose memory lower bound exceeds free memory
+    memory_pass_steps: int = 3  # steps of the memory pass after the samples (bench.core.memory); 0 = none
+    trace_dir: str | None = None  # --trace: a torch.profiler trace of each case written here (bench.core.trace)
+    # --find-max-batch: each case is a search target instead (bench.core.batch_search); keys max_batch,
+    # max_probes, mem_cap_mb, resolution. Only the search step of a run sets it, never a saved run.
+    search: dict | None = None
 
     @property
     def executor_name(self) -> str:

@@ -3,7 +3,12 @@
 Every executor measures through :class:`CaseRunner`, so a row means the same whatever ran it.
 A row is a flat dict of bench.results.columns: the case, the variant, the static cost
 (bench.core.profile), the timing statistics and raw samples (bench.core.timing), the output
-check against eager fp32, the trackers' columns, and the derived columns.
+check against eager fp32, the trackers' columns (peak memory, energy, GPU clocks), the memory
+pass (bench.core.memory), an optional profiler trace (bench.core.trace), and the derived
+columns. An out-of-memory case says in which phase it ran out (bench.core.oom).
+
+With ``RunSettings.search`` set, each case is a search target instead: :meth:`CaseRunner.run`
+returns the largest batch that fits (bench.core.batch_search) as a row.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import time
 import traceback
 from typing import Any
 
-from bench.core import devices, modes
+from bench.core import batch_search, devices, modes
 from bench.core.case import Case
-from bench.core.trackers import TRACKERS
+from bench.core.oom import Phase, describe, phase_of
+from bench.core.trackers import TRACKERS, SampleHooks
 from bench.errors import one_line
 from bench.execute.base import RunSettings
 from bench.results import columns
@@ -88,9 +94,9 @@ class CaseRunner:
                 name, weights=self.settings.weights, **self.settings.overrides)
         return self._models[name]
 
-    def check_memory(self, case: Case) -> None:
+    def check_memory(self, case: Case, cap_bytes: int | None = None) -> None:
         """Raise an out-of-memory error, before anything is allocated, when the case's lower
-        bound (bench.core.memory) exceeds the device's free memory."""
+        bound (bench.core.memory) exceeds the device's free memory (or `cap_bytes`)."""
         from bench.core import memory
 
         key = (case.model, case.image_size)
@@ -104,10 +110,14 @@ class CaseRunner:
                 self._footprints[key] = None
         fp = self._footprints[key]
         free = devices.backend(case.device).free_memory_bytes(case.device)
-        if fp is None or free is None:
+        if fp is None:
             return
         need = fp.bytes_needed(case.batch_size, case.workload)
-        if need > free:
+        if cap_bytes is not None and need > cap_bytes:
+            raise MemoryError(f"out of memory (estimated before running): batch {case.batch_size} at "
+                              f"{case.image_size} px needs at least {memory.gib(need)}, over the memory cap of "
+                              f"{memory.gib(cap_bytes)}")
+        if free is not None and need > free:
             raise MemoryError(f"out of memory (estimated before running): batch {case.batch_size} at "
                               f"{case.image_size} px needs at least {memory.gib(need)}, {case.device} has "
                               f"{memory.gib(free)} free; --no-memory-check tries anyway")
@@ -122,16 +132,30 @@ class CaseRunner:
         return self._profiles[key]
 
     def reference_output(self, case: Case, x, y):
-        """The reference mode's output (infer: logits; train: first-step loss) on the device."""
+        """The reference mode's output (infer: logits; train: first-step loss) on the device, or
+        the reason it could not be computed (a str: the reference ran out of memory)."""
         key = (case.model, case.workload, case.batch_size, case.image_size, case.device)
         if key not in self._refs:
             ref_case = case.reference()
-            model = copy.deepcopy(self.base_model(case.model)).to(case.device)
-            xr = x.contiguous()
-            with modes.precision_context(ref_case):
-                out = modes.prepare(model, ref_case, xr, y).step()
-            self._refs[key] = out.detach().float().cpu()
-            del model
+            phase = Phase()
+            model = None
+            try:
+                phase.set("model")
+                model = copy.deepcopy(self.base_model(case.model)).to(case.device)
+                xr = x.contiguous()
+                with modes.precision_context(ref_case):
+                    phase.set("forward")
+                    out = modes.prepare(model, ref_case, xr, y, phase=phase).step()
+                self._refs[key] = out.detach().float().cpu()
+            except Exception as exc:
+                if not devices.is_oom(exc):
+                    raise
+                self._refs[key] = (f"the eager fp32 reference ran out of memory in {phase_of(exc, phase)} at this "
+                                   "batch; output not checked")
+            finally:
+                del model
+                gc.collect()
+                devices.backend(case.device).empty_cache()
         return self._refs[key]
 
     # -- one case -----------------------------------------------------------------
@@ -149,10 +173,13 @@ class CaseRunner:
         if reason:
             row.update(status="skipped", error=reason)
             return row
+        if self.settings.search:
+            return self._search_row(case, row)
         batch = case.batch_size
         while True:
+            phase = Phase()
             try:
-                measured = self._measure(case.with_batch_size(batch))
+                measured = self._measure(case.with_batch_size(batch), phase)
                 row.update(measured)
                 row["batch_size"] = batch
                 if batch != case.batch_size:
@@ -166,7 +193,10 @@ class CaseRunner:
                     if self.settings.oom_backoff and batch > 1:
                         batch //= 2
                         continue
-                    row.update(status="oom", error=one_line(exc))
+                    where = phase_of(exc, phase)
+                    text = one_line(exc)
+                    row.update(status="oom", oom_phase=where,
+                               error=text if where == "estimate" else describe(text, where, phase))
                     if batch != case.batch_size:
                         row["error"] += f" (backed off down to batch {batch})"
                     return row
@@ -175,21 +205,24 @@ class CaseRunner:
                     traceback.print_exc()
                 return row
 
-    def _measure(self, case: Case) -> dict[str, Any]:
+    def _measure(self, case: Case, phase: Phase) -> dict[str, Any]:
         import torch
 
-        from bench.core import timing
+        from bench.core import memory, timing
 
         if self.settings.memory_check:
+            phase.set("estimate")
             self.check_memory(case)
         out: dict[str, Any] = {}
         if self.settings.profile:
+            phase.set("profile")
             out.update(self.profile_columns(case.model, case.image_size))
         base = self.base_model(case.model)
-        spec = getattr(base, "spec", None)
-        num_classes = spec.num_classes if spec is not None else base.fc.out_features
-        x, y = modes.make_inputs(case, num_classes, seed=self.settings.seed)
+        phase.set("input")
+        x, y = modes.make_inputs(case, _num_classes(base), seed=self.settings.seed)
         ref = self.reference_output(case, x, y) if (self.settings.check_outputs and not case.is_reference) else None
+        if isinstance(ref, str):
+            out["output_note"], ref = ref, None
 
         if case.compile != "none":  # eager cases skip importing torch._dynamo (slow, once per process)
             torch._dynamo.reset()
@@ -197,25 +230,125 @@ class CaseRunner:
         for t in trackers:
             t.start(case)
         dev = devices.backend(case.device)
+        phase.set("model")
         model = copy.deepcopy(base).to(case.device)
+        prepared = None
         try:
             with modes.precision_context(case):
-                prepared = modes.prepare(model, case, x, y)
+                prepared = modes.prepare(model, case, x, y, phase=phase)
+                phase.set("forward")
+                phase.first_call = True
                 t0 = time.perf_counter()
                 first = prepared.step()
                 dev.synchronize(case.device)
                 first_s = time.perf_counter() - t0
+                phase.first_call = False
                 if ref is not None:
                     abs_d, rel_d = modes.max_diff(first, ref)
                     out.update(max_abs_diff=abs_d, max_rel_diff=rel_d, output_ok=bool(rel_d <= modes.tolerance(case)))
                 elif case.is_reference:
                     out.update(max_abs_diff=0.0, max_rel_diff=0.0, output_ok=True)
-                m = timing.measure(prepared.step, device=case.device, config=self.settings.timing)
+                m = timing.measure(prepared.step, device=case.device, config=self.settings.timing,
+                                   hooks=SampleHooks(trackers, case))
+                for t in trackers:  # before the memory pass, which resets the peak counters
+                    out.update(t.stop(case))
+                if self.settings.memory_pass_steps:
+                    phase.set("memory pass")
+                    out.update(memory.measure_peaks(prepared.step, case.device, self.settings.memory_pass_steps))
+                if self.settings.trace_dir:
+                    phase.set("trace")
+                    out.update(self._trace(prepared.step, case))
         finally:
-            del model
+            del model, prepared
         out.update(m.to_dict())
         out["first_call_s"] = first_s
         out["compile_s"] = first_s if case.compile != "none" else None
-        for t in trackers:
-            out.update(t.stop(case))
         return out
+
+    def _trace(self, step, case: Case) -> dict[str, Any]:
+        """The profiler trace of a few steps (bench.core.trace); a failure is noted, never fatal."""
+        from bench.core import trace
+
+        try:
+            return trace.trace_steps(step, case.device, case.label(), self.settings.trace_dir)
+        except Exception as exc:
+            if devices.is_oom(exc):
+                raise
+            return {"trace_note": f"trace failed: {one_line(exc)}"}
+
+    # -- the largest batch that fits ---------------------------------------------
+    def probe(self, case: Case, earlier: tuple = (), cap_mb: float | None = None) -> batch_search.Probe:
+        """Does `case` fit? Its memory estimate, then input, model and ``PROBE_STEPS`` steps
+        (no timing), within `cap_mb` (MiB of the device's peak memory: CUDA allocated, CPU
+        peak RSS of this process). A batch whose prediction from `earlier` probes exceeds the
+        cap is refused without running."""
+        import torch
+
+        b, t0 = case.batch_size, time.perf_counter()
+        dev = devices.backend(case.device)
+        if cap_mb is not None:
+            pred = batch_search.predict_mb(earlier, b)
+            if pred is not None and pred > cap_mb:
+                return batch_search.Probe(b, False, f"predicted {pred:,.0f} MiB > memory cap {cap_mb:,.0f} MiB",
+                                          ran=False)
+        phase, model, prepared, x, y = Phase(), None, None, None, None
+        try:
+            if self.settings.memory_check or cap_mb is not None:
+                phase.set("estimate")
+                self.check_memory(case, cap_bytes=None if cap_mb is None else int(cap_mb * 2**20))
+            base = self.base_model(case.model)
+            if case.compile != "none":
+                torch._dynamo.reset()  # a fresh compile per batch, and no recompile limit reached
+            dev.reset_peak_memory(case.device)
+            base_mb = dev.peak_memory_mb(case.device)  # in use now: the peak right after a reset
+            phase.set("input")
+            x, y = modes.make_inputs(case, _num_classes(base), seed=self.settings.seed)
+            phase.set("model")
+            model = copy.deepcopy(base).to(case.device)
+            with modes.precision_context(case):
+                prepared = modes.prepare(model, case, x, y, phase=phase)
+                phase.set("forward")
+                for _ in range(PROBE_STEPS):
+                    prepared.step()
+                dev.synchronize(case.device)
+            peak = dev.peak_memory_mb(case.device)
+        except Exception as exc:
+            if not devices.is_oom(exc):
+                raise
+            where = phase_of(exc, phase)
+            return batch_search.Probe(b, False, f"oom in {where}: {one_line(exc)}"[:300],
+                                      seconds=time.perf_counter() - t0, ran=where != "estimate")
+        finally:
+            del model, prepared, x, y
+            gc.collect()
+            dev.empty_cache()
+        if cap_mb is not None and peak > cap_mb:
+            return batch_search.Probe(b, False, f"peak {peak:,.0f} MiB > memory cap {cap_mb:,.0f} MiB", peak,
+                                      time.perf_counter() - t0, base_mb=base_mb)
+        return batch_search.Probe(b, True, "", peak, time.perf_counter() - t0, base_mb=base_mb)
+
+    def _search_row(self, case: Case, row: dict[str, Any]) -> dict[str, Any]:
+        opts = self.settings.search or {}
+        cap = opts.get("mem_cap_mb")
+        try:
+            res = batch_search.search(lambda b, earlier: self.probe(case.with_batch_size(b), earlier, cap),
+                                      start=case.batch_size, max_batch=int(opts.get("max_batch", 4096)),
+                                      max_probes=int(opts.get("max_probes", 24)),
+                                      resolution=float(opts.get("resolution", 0.05)))
+        except Exception as exc:
+            row.update(status="error", error=one_line(exc))
+            return row
+        row.update(max_batch_searched=res.max_batch, max_batch_fail=res.fail_batch, max_batch_stop=res.stop,
+                   max_batch_probes=[p.as_dict() for p in res.probes])
+        if res.max_batch is None:
+            row.update(status="oom", error=f"no batch from {case.batch_size} fits: {res.probes[-1].why}")
+        return row
+
+
+#: Steps a max-batch probe runs (the first allocates optimizer state, later ones are steady).
+PROBE_STEPS = 3
+
+
+def _num_classes(base) -> int:
+    spec = getattr(base, "spec", None)
+    return spec.num_classes if spec is not None else base.fc.out_features

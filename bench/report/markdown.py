@@ -19,7 +19,12 @@ def render(table: Table, *, title: bool = True) -> str:
 
 
 def environment_line(env: dict) -> str:
-    return (f"Device: {env.get('device_name')} ({env.get('device')}), torch {env.get('torch')}, "
+    gpu = ""
+    if env.get("gpu_sm_count"):
+        gpu = (f" [{env.get('gpu_sm_count')} SMs, {env.get('gpu_mem_total_mb') or 0:.0f} MiB, compute capability "
+               f"{env.get('gpu_cc')}, driver {env.get('gpu_driver') or '-'}, max SM clock "
+               f"{env.get('gpu_sm_clock_max_mhz') or '-'} MHz, power limit {env.get('gpu_power_limit_w') or '-'} W]")
+    return (f"Device: {env.get('device_name')} ({env.get('device')}){gpu}, torch {env.get('torch')}, "
             f"CPU ISA {env.get('cpu_isa') or '-'}, CUDA {env.get('cuda') or '-'}, cuDNN {env.get('cudnn') or '-'}, "
             f"threads {env.get('threads')}, commit {env.get('git_commit')}, {env.get('time_utc')}")
 
@@ -49,6 +54,10 @@ def results_markdown(df, env: dict | None = None, command: str | None = None) ->
     if not best.empty:
         lines += ["", "Best mode per variant (reliable rows only; speedup over eager fp32 contiguous):", "",
                   render(tables.best_modes(best), title=False)]
+    for title, extra in (("Throughput against batch (--find-max-batch)", views.batch_curves(df)),
+                         ("Energy over the timed samples, memory pass, clocks", views.energy_memory(df))):
+        if not extra.empty:
+            lines += ["", f"{title}:", "", extra.to_markdown(index=False, floatfmt=".4g")]
     return "\n".join(lines) + "\n"
 
 

@@ -73,6 +73,10 @@ class Progress:
         self._bar.__exit__(*exc)
 
 
+CURVES_TITLE = "Throughput against batch (--find-max-batch)"
+ENERGY_TITLE = "Energy over the timed samples, memory pass, clocks"
+
+
 def show_results(df, baseline_model: str | None = None, *, cpu_count: int | None = None) -> None:
     """The results table, the best mode per variant (reliable rows only), the ratios to a
     baseline variant, one line for every row that is not ok, and a count of the rows whose
@@ -89,6 +93,9 @@ def show_results(df, baseline_model: str | None = None, *, cpu_count: int | None
         shown.append(tables.best_modes(best))
     if baseline_model:
         shown.append(tables.ratios(views.ratio_to_baseline(df, baseline_model, cpu_count), baseline_model))
+    for title, extra in ((CURVES_TITLE, views.batch_curves(df)), (ENERGY_TITLE, views.energy_memory(df))):
+        if not extra.empty:
+            shown.append(tables.frame(extra, title))
     show(shown)
     records = df.to_dict("records")
     for line in tables.problems(records, lambda r: Case.from_row(r).label()):

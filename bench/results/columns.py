@@ -51,6 +51,13 @@ def _achieved_tflops(row: dict) -> float | None:
     return flops * bs * factor / (p50 / 1e3) / 1e12
 
 
+def _ips_per_w(row: dict) -> float | None:
+    ips, watts = row.get("throughput_ips"), row.get("power_w_mean")
+    if not (_num(ips) and _num(watts) and watts > 0):
+        return None
+    return ips / watts
+
+
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -69,6 +76,9 @@ SCHEMA: list[Column] = [
     # what happened
     C("status", doc="ok, ok-reduced, skipped, oom, timeout, crashed, error", fmt="status"),
     C("error", doc="why, for any status but ok"),
+    C("oom_phase", doc="where an oom row ran out of memory: estimate (the lower bound, nothing ran), input, model "
+      "(weights to the device), compile (torch.compile's compiler), forward, backward, optimizer, memory pass, "
+      "trace (bench.core.oom)"),
     C("batch_size_requested", "images", "the batch asked for (differs from batch_size only when ok-reduced)"),
     C("device_name", doc="GPU or CPU model", env=True),
     # static cost (bench.core.profile, per image)
@@ -93,6 +103,27 @@ SCHEMA: list[Column] = [
     C("achieved_tflops", "TFLOP/s", "flops x batch (x3 for training) / median latency", derive=_achieved_tflops),
     C("peak_mem_mb", "MiB", "CUDA: max_memory_allocated during the case; CPU: peak RSS of the measuring process",
       header="peak MB"),
+    # memory pass: a few steps after the samples, peak counters reset first (bench.core.memory)
+    C("mem_peak_allocated_mb", "MiB", "CUDA: torch.cuda.max_memory_allocated over the memory pass (tensors)"),
+    C("mem_peak_reserved_mb", "MiB", "CUDA: torch.cuda.max_memory_reserved over the memory pass (the caching "
+      "allocator's pool)"),
+    C("nvml_mem_used_mb", "MiB", "CUDA: NVML's used memory of the whole GPU at the end of the memory pass (the "
+      "pool, the CUDA context, other processes)"),
+    C("mem_peak_rss_mb", "MiB", "CPU: peak RSS of the measuring process over the memory pass (VmHWM)"),
+    # energy over the timed samples (bench.core.trackers.Energy; NVML's total-energy counter)
+    C("energy_j_per_image", "J/image", "NVML energy counter difference over the timed samples / (samples x batch)",
+      header="J/img"),
+    C("power_w_mean", "W", "NVML energy over the timed samples / their wall time (idle gaps between samples "
+      "included)", header="W"),
+    C("throughput_ips_per_w", "images/s/W", "throughput_ips / power_w_mean", derive=_ips_per_w),
+    C("energy_j", "J", "NVML energy counter difference over the timed samples"),
+    C("energy_window_s", "s", "host time between the two energy counter reads"),
+    C("energy_note", doc="why the energy columns are empty (no NVML, no counter, CPU), else empty"),
+    # GPU clocks during the samples (bench.core.trackers.GpuClocks; NVML)
+    C("gpu_sm_clock_mhz", "MHz", "SM clock read right after the last sample"),
+    C("gpu_throttled", doc="a power/thermal clock event reason at the first or last sample, or NVML violation "
+      "time grew during the samples"),
+    C("gpu_throttle_reasons", doc="NVML clock event reasons seen at the first and last sample (+-joined)"),
     C("compile_s", "s", "first call of a compiled model (compilation + one step), never in the samples",
       header="compile s"),
     C("first_call_s", "s", "the first call, timed apart"),
@@ -100,6 +131,17 @@ SCHEMA: list[Column] = [
     C("max_abs_diff", "", "max |output - eager fp32 output| on the same weights and input"),
     C("max_rel_diff", "fraction", "max_abs_diff / max |eager fp32 output|", header="out rel diff"),
     C("output_ok", doc="max_rel_diff within the precision's tolerance"),
+    C("output_note", doc="why output_ok is empty (the eager fp32 reference did not fit)"),
+    # --find-max-batch (bench.core.batch_search), the same for every row of a mode's batch ladder
+    C("max_batch_searched", "images", "the largest batch of this mode that ran (a few steps, no OOM, within the "
+      "memory cap)"),
+    C("max_batch_fail", "images", "the smallest batch found not to fit (empty when none failed)"),
+    C("max_batch_stop", doc="why the search ended: bracketed, max-batch (the bound fits), probes (budget spent)"),
+    # --trace DIR (bench.core.trace)
+    C("trace_file", doc="Chrome trace of a few steps after the samples"),
+    C("trace_top_op", doc="top kernel by self device time (GPU) or operator by self CPU time (CPU)"),
+    C("trace_top_op_share", "fraction", "trace_top_op's share of the summed self time of its kind"),
+    C("trace_note", doc="why there is no trace"),
     # how the samples were taken
     C("n_samples", "samples", "timed calls"),
     C("warmup_iters", "calls", "warm-up calls after the first"),
@@ -116,9 +158,19 @@ SCHEMA: list[Column] = [
     # environment
     C("torch", env=True), C("torchvision", env=True), C("cuda", env=True), C("cudnn", env=True),
     C("cpu_model", env=True), C("cpu_isa", env=True), C("threads", "threads", env=True),
+    C("gpu_sm_count", "SMs", "streaming multiprocessors (torch.cuda.get_device_properties)", env=True),
+    C("gpu_mem_total_mb", "MiB", "GPU memory (torch.cuda.get_device_properties)", env=True),
+    C("gpu_cc", doc="compute capability", env=True),
+    C("gpu_driver", doc="NVIDIA driver (NVML)", env=True),
+    C("gpu_sm_clock_max_mhz", "MHz", "maximum SM clock (NVML)", env=True),
+    C("gpu_power_limit_w", "W", "enforced power limit (NVML)", env=True),
     C("git_commit", env=True), C("time_utc", doc="when the row was written (UTC)"),
     # raw samples and views
     C("samples_ms", "ms", "every timed sample, in call order", raw=True),
+    C("max_batch_probes", doc="every probe of the max-batch search: batch, fits, why, peak_mb, seconds, ran",
+      raw=True),
+    C("best_batch_throughput", "images", "the batch with the highest throughput_ips among this mode's measured "
+      "batches", view=True),
     C("speedup_vs_eager", "x", "eager fp32 contiguous latency of the same case / this row's (> 1 faster)",
       header="x eager", view=True),
     C("flags", doc="why the row's timing is not to be ranked: its status if not ok, noisy, unsteady, busy CPU, "

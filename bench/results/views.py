@@ -170,3 +170,55 @@ def ratio_to_baseline(df: pd.DataFrame, baseline: str, cpu_count: int | None = N
 
 def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
+
+
+# A mode of a variant across batch sizes (a --find-max-batch ladder).
+_MODE_CASE = ["model", "device", "workload", "image_size"] + MODE
+
+
+def with_best_batch(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame:
+    """Adds `best_batch_throughput`: per model/device/workload/size/mode, the batch size with the
+    highest throughput_ips among the reliable rows (:func:`flags`; NA where none)."""
+    df = df.copy()
+    flagged = with_flags(df, cpu_count)["reliable"]
+    ok = df[flagged & df["throughput_ips"].notna()].copy()
+    if ok.empty:
+        df["best_batch_throughput"] = pd.NA
+        return df
+    ok["throughput_ips"] = pd.to_numeric(ok["throughput_ips"])
+    best = ok.loc[ok.groupby(_MODE_CASE)["throughput_ips"].idxmax(), _MODE_CASE + ["batch_size"]]
+    return df.join(best.set_index(_MODE_CASE)["batch_size"].rename("best_batch_throughput"), on=_MODE_CASE)
+
+
+def batch_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Throughput against batch per mode, for rows of a max-batch search: the searched max, the
+    first batch that did not fit, the best batch and its img/s, and img/s at every measured
+    batch ("batch: img/s", ascending). Empty when no row carries a search."""
+    if "max_batch_searched" not in df.columns or df["max_batch_searched"].isna().all():
+        return pd.DataFrame()
+    df = with_best_batch(df[df["max_batch_searched"].notna() | df["max_batch_stop"].notna()])
+    out = []
+    for key, g in df.groupby(_MODE_CASE, sort=False, dropna=False):
+        ok = g[g["status"].isin(columns.OK_STATUSES) & g["throughput_ips"].notna()].sort_values("batch_size")
+        best = g["best_batch_throughput"].dropna()
+        best_ips = ok.loc[ok["batch_size"] == best.iloc[0], "throughput_ips"].max() if len(best) else pd.NA
+        out.append(dict(zip(_MODE_CASE, key)) | {
+            "max_batch_searched": g["max_batch_searched"].iloc[0], "max_batch_fail": g["max_batch_fail"].iloc[0],
+            "best_batch_throughput": best.iloc[0] if len(best) else pd.NA, "best_throughput_ips": best_ips,
+            "throughput_by_batch": ", ".join(f"{int(b)}: {float(v):.4g}" for b, v in
+                                             zip(ok["batch_size"], pd.to_numeric(ok["throughput_ips"])))})
+    return pd.DataFrame(out)
+
+
+_ENERGY_MEMORY = ["model", "workload", "batch_size", "image_size", "layout", "precision", "compile", "throughput_ips",
+                  "energy_j_per_image", "power_w_mean", "throughput_ips_per_w", "mem_peak_allocated_mb",
+                  "mem_peak_reserved_mb", "nvml_mem_used_mb", "gpu_sm_clock_mhz", "gpu_throttled"]
+
+
+def energy_memory(df: pd.DataFrame) -> pd.DataFrame:
+    """Energy, memory-pass and clock columns of the rows that have any (GPU rows); empty otherwise."""
+    have = [c for c in ("energy_j_per_image", "mem_peak_allocated_mb") if c in df.columns]
+    if not have:
+        return pd.DataFrame()
+    rows = df[df[have].notna().any(axis=1)]
+    return rows[[c for c in _ENERGY_MEMORY if c in rows.columns]].reset_index(drop=True)

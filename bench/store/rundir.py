@@ -209,6 +209,12 @@ class ResultsWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def update_settings(self, **values) -> None:
+        """Record more of the run's settings (e.g. the cases planned after a max-batch search) and
+        rewrite the tables; the fingerprint is unchanged (it covers what a row means)."""
+        self.settings = {**self.settings, **values}
+        self._write_tables()
+
     def done_keys(self) -> set[str]:
         return {Case.from_row(r).key() for r in self.rows}
 

@@ -61,3 +61,59 @@ def test_max_diff_is_relative_to_the_reference_scale():
     ref = torch.tensor([10.0, -20.0])
     a, r = modes.max_diff(ref + torch.tensor([0.0, 0.2]), ref)
     assert abs(a - 0.2) < 1e-6 and abs(r - 0.01) < 1e-6
+
+
+def test_inputs_are_drawn_on_the_device_with_its_generator(monkeypatch):
+    seen = []
+    real_randn, real_randint = torch.randn, torch.randint
+
+    def spy(real, name):
+        def f(*a, **k):
+            seen.append((name, str(k.get("device")), k["generator"].device.type))
+            return real(*a, **k)
+        return f
+
+    monkeypatch.setattr(torch, "randn", spy(real_randn, "randn"))
+    monkeypatch.setattr(torch, "randint", spy(real_randint, "randint"))
+    x, y = modes.make_inputs(case(), 10)
+    assert seen == [("randn", "cpu", "cpu"), ("randint", "cpu", "cpu")]  # no host tensor copied over
+    assert x.device.type == y.device.type == "cpu"
+
+
+def test_a_training_step_marks_its_phases_in_order():
+    import resnet_impl
+
+    from bench.core.oom import Phase
+
+    class Spy(Phase):
+        __slots__ = ("seen",)
+
+        def set(self, name):
+            self.seen.append(name)
+            super().set(name)
+
+    phase = Spy()
+    phase.seen = []
+    c = case(workload="train")
+    x, y = modes.make_inputs(c, 10)
+    modes.prepare(resnet_impl.create_model("resnet18", num_classes=10), c, x, y, phase=phase).step()
+    assert phase.seen == ["forward", "backward", "optimizer"] and phase.now == "optimizer"
+
+
+def test_compiler_failures_are_told_apart_from_runtime_ooms():
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from bench.core.oom import Phase, phase_of
+
+    p = Phase()
+    p.set("backward")
+    oom = torch.OutOfMemoryError("CUDA out of memory")
+    assert phase_of(oom, p) == "backward"
+    assert phase_of(BackendCompilerFailed(lambda *a: None, oom, None), p) == "compile"
+    try:
+        try:
+            raise oom
+        except torch.OutOfMemoryError as e:
+            raise RuntimeError("wrapped") from BackendCompilerFailed(lambda *a: None, e, None)
+    except RuntimeError as outer:
+        assert phase_of(outer, p) == "compile"  # found down the cause chain
