@@ -29,8 +29,8 @@ def results_markdown(df, env: dict | None = None, command: str | None = None) ->
     (4 significant digits), then the best mode per variant."""
     from bench.results import columns, views
 
-    view = views.with_speedup(df)
-    cols = [c.name for c in columns.shown("markdown") if c.name in view.columns]
+    view = views.with_scaling(views.with_speedup(df))
+    cols = [c.name for c in columns.shown("markdown", view.to_dict("records")) if c.name in view.columns]
     lines = []
     if env:
         lines += [environment_line(env), ""]
@@ -41,6 +41,9 @@ def results_markdown(df, env: dict | None = None, command: str | None = None) ->
     if not best.empty:
         lines += ["", "Best mode per variant (speedup over eager fp32 contiguous):", "",
                   best.to_markdown(index=False, floatfmt=".4g")]
+    scaling = views.ddp_scaling(df)
+    if not scaling.empty:
+        lines += ["", f"{views.DDP_TITLE}:", "", scaling.to_markdown(index=False, floatfmt=".4g")]
     return "\n".join(lines) + "\n"
 
 

@@ -80,10 +80,13 @@ def show_results(df, baseline_model: str | None = None, *, cpu_count: int | None
     from bench.results import views
 
     busy = lambda r: views.busy(r, cpu_count)  # noqa: E731
-    shown = [tables.results(views.with_speedup(df).to_dict("records"), busy)]
+    shown = [tables.results(views.with_scaling(views.with_speedup(df)).to_dict("records"), busy)]
     best = views.best_modes(df)
     if not best.empty:
         shown.append(tables.frame(best, "Best mode per variant (speedup over eager fp32 contiguous)"))
+    scaling = views.ddp_scaling(df)
+    if not scaling.empty:
+        shown.append(tables.frame(scaling, views.DDP_TITLE))
     if baseline_model:
         shown.append(tables.frame(views.ratio_to_baseline(df, baseline_model), f"Latency ratio to {baseline_model}"))
     show(shown)
