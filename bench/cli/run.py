@@ -35,7 +35,12 @@ def add_parser(sub) -> None:
     p.add_argument("--no-memory-check", action="store_true",
                    help="run cases whose estimated memory exceeds the free memory (default: an oom row at once)")
     p.add_argument("--executor", choices=executor_names(), default=None,
-                   help="where cases run: local (default: a fresh process per model) or inline (this process)")
+                   help="where cases run: local (default: a fresh process per model), inline (this process), "
+                        "ray (each model's cases as a Ray task on a cluster; pip install 'resnet-bench[ray]')")
+    p.add_argument("--address", help="with --executor ray: local (default: a new cluster on this machine, loopback "
+                   "only), auto (the cluster started here with `ray start`, or RAY_ADDRESS), or HOST:PORT")
+    p.add_argument("--ddp", metavar="N,N,...", help="measure train cases data-parallel with torch.distributed on "
+                   "N ranks each (one GPU per rank, one node), e.g. 1,2,8; --batch-sizes is then per rank")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="measure in this process instead of one fresh subprocess per model (= --executor inline)")
     p.add_argument("--case-timeout", type=float, metavar="SECONDS", help="end a case that runs longer (status timeout)")
@@ -72,7 +77,10 @@ def build_sweep(args, device: str):
     except ValueError as e:
         raise UserError(f"invalid --set: {e}") from None
     check_sizes(models, sizes or tuple(natural.values()), overrides)
-    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural)
+    ddp = A.parse_positive_ints(args.ddp, "--ddp world size") if args.ddp is not None else ()
+    if ddp and "train" not in workloads:
+        raise UserError("--ddp measures data-parallel training: add --workloads train")
+    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural, ddp)
 
 
 def timing_config(args):
@@ -110,11 +118,20 @@ def _executor(args) -> str:
     return "inline" if not args.isolate else (args.executor or "local")
 
 
+def _executor_options(args, name: str) -> dict:
+    if name == "ray":
+        return {"address": args.address or "local"}
+    if args.address is not None:
+        raise UserError(f"--address goes with --executor ray (got --executor {name})")
+    return {}
+
+
 # What a resume may change: where and how long cases may run, never what a row means.
-RESUME_MAY_CHANGE = ("--case-timeout", "--executor", "--no-isolate", "--no-memory-check", "--retry-failed")
+RESUME_MAY_CHANGE = ("--case-timeout", "--executor", "--address", "--no-isolate", "--no-memory-check",
+                     "--retry-failed")
 _RESUME_FIXED = {"preset": "--preset", "device": "--device", "threads": "--threads", "max_time": "--max-time",
                  "min_time": "--min-time", "min_samples": "--min-samples", "max_warmup": "--max-warmup",
-                 "overrides": "--set", "weights": "--weights", "out": "--out"}
+                 "overrides": "--set", "weights": "--weights", "out": "--out", "ddp": "--ddp"}
 
 
 def _check_flags(args) -> None:
@@ -138,28 +155,48 @@ def _check_flags(args) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from bench.core import devices
     from bench.core import env as E
-    from bench.core.case import Case
-    from bench.execute import Events, RunSettings, get_executor
-    from bench.report import terminal
-    from bench.results.files import json_safe
-    from bench.store.load import load_results
-    from bench.store.rundir import RETRYABLE, ResultsWriter
+    from bench.execute import RunSettings, get_executor
 
     _check_flags(args)
     executor_name = _executor(args)
     isolate = executor_name != "inline"
     if args.case_timeout is not None and not isolate:
         raise UserError("--case-timeout needs process isolation; drop --no-isolate")
-    overrides = A.parse_overrides(args.overrides)
     command = shlex.join(["resnet-bench"] + sys.argv[1:]) if args.command_line is None else args.command_line
+    opened = []
+
+    def executor_for(name: str):
+        try:
+            ex = get_executor(name, **_executor_options(args, name))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        opened.append(ex)
+        return ex
+
+    def scope(saved: dict) -> tuple[str, ...]:
+        return E.scope_keys(saved.get("env_scope") or "host")
 
     def fingerprint(env: dict, saved: dict) -> str:
         saved = {k: v for k, v in saved.items() if k != "planned_cases"}
-        return E.fingerprint(env, RunSettings.from_dict(saved).fingerprint_part())
+        return E.fingerprint(env, RunSettings.from_dict(saved).fingerprint_part(), scope(saved))
+
+    try:
+        return _run(args, executor_for, executor_name, isolate, command, scope, fingerprint)
+    finally:
+        for ex in opened:
+            ex.close()
+
+
+def _run(args, executor_for, executor_name: str, isolate: bool, command: str, scope, fingerprint) -> int:
+    import torch
+
+    from bench.core.case import Case
+    from bench.execute import Events, RunSettings
+    from bench.report import terminal
+    from bench.results.files import json_safe
+    from bench.store.load import load_results
+    from bench.store.rundir import RETRYABLE, ResultsWriter
 
     if args.resume is not None:
         # The saved run decides what is measured and how: its planned cases and its settings.
@@ -183,27 +220,30 @@ def run(args) -> int:
         settings = dataclasses.replace(settings, **changes)
         if settings.case_timeout_s is not None and not settings.isolate:
             raise UserError("--case-timeout needs process isolation; drop --no-isolate")
-        device = devices.resolve_device(planned[0].device)
-        env = E.collect(device, settings.threads or torch.get_num_threads())
-        writer = ResultsWriter.resume(out, env, command, fingerprint=fingerprint,
+        executor = executor_for(settings.executor_name)  # the saved one unless --executor says otherwise
+        device = executor.resolve_device(planned[0].device)
+        env = executor.environment(device, settings.threads or torch.get_num_threads())
+        writer = ResultsWriter.resume(out, env, command, fingerprint=fingerprint, keys=scope,
                                       notice=lambda msg: terminal.say(f"note: {msg}", "yellow"))
         if args.retry_failed:
             n = writer.set_aside(RETRYABLE)
             terminal.say(f"--retry-failed: {n} {'/'.join(RETRYABLE)} row(s) moved to retried.jsonl, measured again")
     else:
-        device = devices.resolve_device(args.device or "auto")
+        executor = executor_for(executor_name)
+        device = executor.resolve_device(args.device or "auto")
         settings = RunSettings(timing=timing_config(args), threads=args.threads, isolate=isolate,
                                executor=None if executor_name in ("local", "inline") else executor_name,
-                               case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff, overrides=overrides,
+                               case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff,
+                               overrides=A.parse_overrides(args.overrides),
                                weights=os.path.abspath(args.weights) if args.weights else None,
-                               memory_check=not args.no_memory_check)
+                               memory_check=not args.no_memory_check, env_scope=executor.env_scope)
         sweep = build_sweep(args, device)
         if args.baseline_model is not None and args.baseline_model not in sweep.models:
             raise UserError(f"--baseline-model {args.baseline_model!r} is not among the models of this sweep "
                             f"({', '.join(sweep.models)})")
         A.validate_variants(sweep.models, settings.overrides, settings.weights)
         planned = sweep.cases()
-        env = E.collect(device, settings.threads or torch.get_num_threads())
+        env = executor.environment(device, settings.threads or torch.get_num_threads())
         out = Path(args.out) if args.out is not None else default_out_dir(
             device, (args.preset or "quick") if args.models is None else "custom")
         meta = settings.to_dict() | {"planned_cases": [c.as_dict() for c in planned]}
@@ -214,10 +254,7 @@ def run(args) -> int:
     todo = [c for c in planned if c.key() not in done]
     if args.resume is not None:
         terminal.say(f"resuming {out}: {len(done)} case(s) done, {len(todo)} to measure")
-    try:
-        executor = get_executor(settings.executor_name)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    executor.expect(writer.run_env, scope(writer.settings))
     progress = terminal.Progress(len(todo), quiet=args.quiet)
 
     def on_row(row: dict) -> None:
