@@ -90,7 +90,7 @@ def run_group(cases: Sequence[Case], settings: RunSettings, *, code_root: str | 
         diff = E.differences(dict(expect_env), env, keys) if (keys and env) else []
         if diff:
             row = base_row(case, "error", _mismatch(env, diff))
-        yield "row", _stamped(row, env or stamp)
+        yield "row", stamped(row, env or stamp)
 
 
 def _mismatch(env: Mapping[str, Any], diff: list[str]) -> str:
@@ -98,7 +98,7 @@ def _mismatch(env: Mapping[str, Any], diff: list[str]) -> str:
             f"({'; '.join(diff[:3])}); install the same software there, or start a new run")
 
 
-def _stamped(row: dict, env: Mapping[str, Any] | None) -> dict:
+def stamped(row: dict, env: Mapping[str, Any] | None) -> dict:
     """The row with the env columns of `env` (when known), so it says where it was measured."""
     if env:
         for k in columns.env():
@@ -141,22 +141,22 @@ def _worker_events(cases: list[Case], settings: RunSettings, code_root: str | No
                     ev = lines.get(timeout=timeout)
                 except queue.Empty:
                     procs.kill_tree(proc)
-                    yield "row", _stamped(base_row(current, "timeout", f"no result within --case-timeout "
-                                                   f"{settings.case_timeout_s:g} s; process killed"),
-                                          worker_env or stamp)
+                    yield "row", stamped(base_row(current, "timeout", f"no result within --case-timeout "
+                                                  f"{settings.case_timeout_s:g} s; process killed"),
+                                         worker_env or stamp)
                     done.add(current.key())
                     return done
                 if ev is None:  # the worker's stdout closed: it exited
                     rc = proc.wait()
                     msg = procs.death_message(rc, procs.read_tail(errf))
                     if current is not None:
-                        yield "row", _stamped(base_row(current, "crashed", msg), worker_env or stamp)
+                        yield "row", stamped(base_row(current, "crashed", msg), worker_env or stamp)
                         done.add(current.key())
                     elif rc != 0 and len(done) < len(cases):
                         # died before starting any case (import error, bad plugin...): every case errs
                         for c in cases:
                             if c.key() not in done:
-                                yield "row", _stamped(base_row(c, "crashed", msg), worker_env or stamp)
+                                yield "row", stamped(base_row(c, "crashed", msg), worker_env or stamp)
                                 done.add(c.key())
                     return done
                 kind = ev.get("event")
@@ -167,7 +167,7 @@ def _worker_events(cases: list[Case], settings: RunSettings, code_root: str | No
                         procs.kill_tree(proc)
                         for c in cases:
                             if c.key() not in done:
-                                yield "row", _stamped(base_row(c, "error", _mismatch(worker_env, diff)), worker_env)
+                                yield "row", stamped(base_row(c, "error", _mismatch(worker_env, diff)), worker_env)
                                 done.add(c.key())
                         return done
                 elif kind == "start":
@@ -175,7 +175,7 @@ def _worker_events(cases: list[Case], settings: RunSettings, code_root: str | No
                     started = time.monotonic()
                     yield "start", current
                 elif kind == "row":
-                    yield "row", _stamped(ev["row"], worker_env or stamp)
+                    yield "row", stamped(ev["row"], worker_env or stamp)
                     done.add(ev["key"])
                     current = None
         finally:
