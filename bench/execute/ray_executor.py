@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,9 +159,12 @@ class RayExecutor(Executor):
         if devices.backend(device).available():
             return super().environment(device, threads)
         ray = self.connect()
-        probe = ray.remote(_probe_environment).options(num_gpus=1 if device == "cuda" else 0, max_retries=0,
-                                                        max_calls=1)
-        return ray.get(probe.remote(device, threads))
+        probe = ray.remote(num_gpus=1 if device == "cuda" else 0, max_retries=0, max_calls=1)(_probe_environment)
+        try:
+            return ray.get(probe.remote(device, threads))
+        except Exception as e:
+            raise UserError(f"--device {device}: a Ray task on a node with it could not describe it: "
+                            f"{one_line(e, 300)}") from None
 
     def expect(self, env: dict[str, Any], keys: Sequence[str]) -> None:
         self._expect = {k: env.get(k) for k in keys}
@@ -184,7 +186,7 @@ class RayExecutor(Executor):
         return int(settings.threads or self._expect.get("threads") or 1)
 
     def run(self, cases: Sequence[Case], settings: RunSettings, events: Events) -> None:
-        from bench.execute.local import plugin_paths
+        from bench.execute.local import plugin_paths, stamped
 
         ray = self.connect()
         extra_env = {"OMP_NUM_THREADS": str(self._threads(settings))}
@@ -227,7 +229,8 @@ class RayExecutor(Executor):
                     except Exception as exc:  # the task's process died: the case it was measuring crashed
                         del running[gen]
                         if unit.current is not None:
-                            events.row(base_row(unit.current, "crashed", f"Ray task died: {one_line(exc, 300)}"))
+                            row = base_row(unit.current, "crashed", f"Ray task died: {one_line(exc, 300)}")
+                            events.row(stamped(row, unit.stamp))  # where it was running
                             unit.done.add(unit.current.key())
                         rest = unit.pending()
                         if rest:
@@ -235,6 +238,7 @@ class RayExecutor(Executor):
                         continue
                     if ev["event"] == "start":
                         unit.current = unit.by_key[ev["key"]]
+                        unit.stamp = ev.get("stamp")
                         events.started(unit.current)
                     else:
                         events.row(ev["row"])
@@ -282,6 +286,7 @@ class _Unit:
         self.by_key = {c.key(): c for c in cases}
         self.done: set[str] = set()
         self.current: Case | None = None
+        self.stamp: dict | None = None  # the task's host and GPUs, from its last start event
 
     def pending(self) -> list[Case]:
         return [c for c in self.cases if c.key() not in self.done]
@@ -301,7 +306,7 @@ def _group_task(case_dicts: list[dict], settings: dict, expect_env: dict, extra_
     for kind, value in run_group(cases, RunSettings.from_dict(settings), expect_env=expect_env, stamp=stamp,
                                  extra_env=extra_env, plugin_roots=plugin_roots):
         if kind == "start":
-            yield {"event": "start", "key": value.key(), "time": time.time()}
+            yield {"event": "start", "key": value.key(), "stamp": stamp}
         else:
             yield {"event": "row", "key": Case.from_row(value).key(), "row": value}
 

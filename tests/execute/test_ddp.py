@@ -31,7 +31,7 @@ DDP_ARGS = ["--models", "resnet20", "--workloads", "train", "--batch-sizes", "2"
 @pytest.fixture(scope="module")
 def ddp_sweep(tmp_path_factory):
     """One sweep, 2 ranks each: resnet20 (measured), a rank 1 that aborts, a rank 1 that hangs
-    (--case-timeout 24 s); the rows by model, the output directory, the wall time, and the
+    (--case-timeout 16 s); the rows by model, the output directory, the wall time, and the
     processes this test process had before."""
     import psutil
 
@@ -39,7 +39,7 @@ def ddp_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "run"
     t0 = time.monotonic()
     p = run_cli("run", *DDP_ARGS, "--models", "resnet20,test_abort_rank1,test_hang_rank1", "--ddp", "2",
-                "--case-timeout", "24", "--out", str(out), plugins=("tests.fixtures.faulty",), timeout=400)
+                "--case-timeout", "16", "--out", str(out), plugins=("tests.fixtures.faulty",), timeout=400)
     assert p.returncode == 0, p.stderr
     return {r["model"]: r for r in json.loads(p.stdout)}, out, time.monotonic() - t0, before
 
@@ -75,7 +75,7 @@ def test_a_crashed_or_stuck_rank_is_a_row_never_a_hang(ddp_sweep):
     crashed, hung = rows["test_abort_rank1"], rows["test_hang_rank1"]
     assert crashed["status"] == "crashed" and "rank 1" in crashed["error"] and "SIGABRT" in crashed["error"], crashed
     # the waiting rank's collective timed out (half the case timeout), or the launch was killed at it
-    assert hung["status"] == "timeout" and ("24 s" in hung["error"] or "timed out" in hung["error"].lower()), hung
+    assert hung["status"] == "timeout" and ("16 s" in hung["error"] or "timed out" in hung["error"].lower()), hung
     assert wall_s < 300  # the hang was cut at its limit
     left = [q for q in psutil.Process().children(recursive=True) if q.pid not in before]
     assert not left, [q.cmdline() for q in left]  # launchers and ranks are gone

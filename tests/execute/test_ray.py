@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -64,7 +65,8 @@ def test_one_gpu_per_group_rows_stream_as_they_finish_crash_and_hang_are_rows(cl
     monkeypatch.setattr(cluster, "gpus_per_group", 1)
     settings = RunSettings(timing=TIMING, threads=1, case_timeout_s=8)
     cluster.expect(E.collect("cpu", 1), E.CLUSTER_KEYS)
-    cases = [_case("test_hang"), _case("resnet18", 32), _case("resnet18", 40), _case("test_abort")]
+    cases = [_case("test_hang"), _case("resnet18", 32), _case("resnet18", 40), _case("test_abort"),
+             _case("test_kill_task", 32), _case("test_kill_task", 40)]
     got, events = _collect()
     cluster.run(cases, settings, events)
 
@@ -76,9 +78,14 @@ def test_one_gpu_per_group_rows_stream_as_they_finish_crash_and_hang_are_rows(cl
     # the local executor's rows, made by the same code in the task
     assert hang["status"] == "timeout" and hang["error"] == "no result within --case-timeout 8 s; process killed"
     assert abort["status"] == "crashed" and "killed by signal SIGABRT" in abort["error"]
+    # the task's own process died: that case crashed, and the group's next case went to a new
+    # task (where it killed that one too), not dropped and not retried
+    for size in (32, 40):
+        killed = by[("test_kill_task", size)]
+        assert killed["status"] == "crashed" and killed["error"].startswith("Ray task died"), killed
     assert all(r["status"] == "ok" for r in ok)
     # one fake GPU per group: Ray's CUDA_VISIBLE_DEVICES reached the measuring process
-    assert all(r["cuda_visible_devices"] in ("0", "1") for r in rows)
+    assert all(r["cuda_visible_devices"] in ("0", "1") and r["host"] == platform.node() for r in rows)
     assert hang["cuda_visible_devices"] != ok[0]["cuda_visible_devices"]  # they ran at the same time
     assert ok[0]["cuda_visible_devices"] == ok[1]["cuda_visible_devices"]  # one group, one task
     # streamed: the hang group was submitted first but finished last; within a group, a row
@@ -97,6 +104,16 @@ def test_a_case_no_node_can_hold_is_skipped_at_once(cluster, monkeypatch):
     ((_, row),) = got
     assert row["status"] == "skipped" and "needs 4 GPU(s)" in row["error"] and row["ddp"] == 4
     assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.slow
+def test_a_driver_without_the_device_takes_the_environment_from_a_node_with_it(cluster, monkeypatch):
+    from bench.core import devices
+
+    monkeypatch.setattr(type(devices.backend("cpu")), "available", lambda self: False)  # only in this process
+    env = cluster.environment("cpu", 1)
+    assert env["device"] == "cpu" and env["threads"] == 1 and env["host"] == platform.node()
+    assert env["torch"] and env["git_commit"] == E.git_commit()
 
 
 def test_the_local_cluster_listens_on_loopback_only(cluster):

@@ -59,3 +59,17 @@ def test_what_a_task_asks_for():
     assert ex.resources([case("cpu", ddp=2)], plain) == {"num_gpus": 0, "num_cpus": 2}  # 2 ranks x 1 thread
     ex.expect({"threads": 16}, ("threads",))
     assert ex.resources([case("cpu")], plain) == {"num_gpus": 0, "num_cpus": 16}  # the run's thread count
+
+
+def test_a_node_whose_software_differs_from_the_run_measures_nothing():
+    """What a Ray task does on a node with another torch: its worker reports its environment
+    first and is stopped; every case of the group is an error row saying what differs."""
+    from bench.execute.local import run_group
+
+    cases = [Case("resnet20", "infer", 1, 32, "contiguous", "fp32", "none", "cpu"),
+             Case("resnet20", "infer", 1, 40, "contiguous", "fp32", "none", "cpu")]
+    events = list(run_group(cases, RunSettings(threads=1), expect_env={"torch": "0.0-other", "device": "cpu"}))
+    rows = [v for kind, v in events if kind == "row"]
+    assert [kind for kind, _ in events] == ["row", "row"]  # nothing started
+    assert all(r["status"] == "error" and "torch: 0.0-other ->" in r["error"] for r in rows)
+    assert all(r["host"] and r["torch"] != "0.0-other" for r in rows)  # stamped with where it ran
