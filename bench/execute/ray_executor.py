@@ -228,13 +228,17 @@ class RayExecutor(Executor):
                         continue
                     except Exception as exc:  # the task's process died: the case it was measuring crashed
                         del running[gen]
+                        why = one_line(exc, 300)
                         if unit.current is not None:
-                            row = base_row(unit.current, "crashed", f"Ray task died: {one_line(exc, 300)}")
+                            row = base_row(unit.current, "crashed", f"Ray task died: {why}")
                             events.row(stamped(row, unit.stamp))  # where it was running
                             unit.done.add(unit.current.key())
                         rest = unit.pending()
-                        if rest:
+                        if rest and unit.stamp is not None:
                             submit(rest)  # the others, in a new task (not a retry of the crashed case)
+                        else:  # it failed before starting any case (e.g. no resnet-bench on the node)
+                            for c in rest:
+                                events.row(base_row(c, "error", f"the Ray task failed before measuring: {why}"))
                         continue
                     if ev["event"] == "start":
                         unit.current = unit.by_key[ev["key"]]
