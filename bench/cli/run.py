@@ -35,7 +35,12 @@ def add_parser(sub) -> None:
     p.add_argument("--no-memory-check", action="store_true",
                    help="run cases whose estimated memory exceeds the free memory (default: an oom row at once)")
     p.add_argument("--executor", choices=executor_names(), default=None,
-                   help="where cases run: local (default: a fresh process per model) or inline (this process)")
+                   help="where cases run: local (default: a fresh process per model), inline (this process), "
+                        "ray (each model's cases as a Ray task on a cluster; pip install 'resnet-bench[ray]')")
+    p.add_argument("--address", help="with --executor ray: local (default: a new cluster on this machine, loopback "
+                   "only), auto (the cluster started here with `ray start`, or RAY_ADDRESS), or HOST:PORT")
+    p.add_argument("--ddp", metavar="N,N,...", help="measure train cases data-parallel with torch.distributed on "
+                   "N ranks each (one GPU per rank, one node), e.g. 1,2,8; --batch-sizes is then per rank")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="measure in this process instead of one fresh subprocess per model (= --executor inline)")
     p.add_argument("--case-timeout", type=float, metavar="SECONDS", help="end a case that runs longer (status timeout)")
@@ -82,7 +87,10 @@ def build_sweep(args, device: str):
     except ValueError as e:
         raise UserError(f"invalid --set: {e}") from None
     check_sizes(models, sizes or tuple(natural.values()), overrides)
-    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural)
+    ddp = A.parse_positive_ints(args.ddp, "--ddp world size") if args.ddp is not None else ()
+    if ddp and "train" not in workloads:
+        raise UserError("--ddp measures data-parallel training: add --workloads train")
+    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural, ddp)
 
 
 def timing_config(args):
@@ -120,12 +128,22 @@ def _executor(args) -> str:
     return "inline" if not args.isolate else (args.executor or "local")
 
 
+def _executor_options(args, name: str) -> dict:
+    if name == "ray":
+        return {"address": args.address or "local"}
+    if args.address is not None:
+        raise UserError(f"--address goes with --executor ray (got --executor {name})")
+    return {}
+
+
 # What a resume may change: where and how long cases may run, never what a row means.
-RESUME_MAY_CHANGE = ("--case-timeout", "--executor", "--no-isolate", "--no-memory-check", "--retry-failed")
+RESUME_MAY_CHANGE = ("--case-timeout", "--executor", "--address", "--no-isolate", "--no-memory-check",
+                     "--retry-failed")
 _RESUME_FIXED = {"preset": "--preset", "device": "--device", "threads": "--threads", "max_time": "--max-time",
                  "min_time": "--min-time", "min_samples": "--min-samples", "max_warmup": "--max-warmup",
                  "overrides": "--set", "weights": "--weights", "out": "--out", "trace": "--trace",
-                 "max_batch": "--max-batch", "max_batch_probes": "--max-batch-probes", "mem_cap_mb": "--mem-cap-mb"}
+                 "max_batch": "--max-batch", "max_batch_probes": "--max-batch-probes", "mem_cap_mb": "--mem-cap-mb",
+                 "ddp": "--ddp"}
 #: Keys of a run's saved settings that are not RunSettings fields.
 META_KEYS = ("planned_cases", "max_batch_search")
 
@@ -153,6 +171,8 @@ def _check_flags(args) -> None:
                                    ("--mem-cap-mb", args.mem_cap_mb)) if v is not None]
     if search_flags and not args.find_max_batch:
         raise UserError(f"{', '.join(search_flags)} go with --find-max-batch")
+    if args.find_max_batch and args.ddp is not None:
+        raise UserError("--find-max-batch searches one process's batch; it does not combine with --ddp")
     if args.find_max_batch and args.batch_sizes is not None:
         raise UserError("--find-max-batch chooses the batch sizes (the ladder up to each mode's max); drop --batch-sizes")
     for flag, v in (("--max-batch", args.max_batch), ("--max-batch-probes", args.max_batch_probes)):
@@ -169,28 +189,48 @@ def _check_flags(args) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from bench.core import devices
     from bench.core import env as E
-    from bench.core.case import Case
-    from bench.execute import Events, RunSettings, get_executor, max_batch
-    from bench.report import terminal
-    from bench.results.files import json_safe
-    from bench.store.load import load_results
-    from bench.store.rundir import RETRYABLE, ResultsWriter
+    from bench.execute import RunSettings, get_executor
 
     _check_flags(args)
     executor_name = _executor(args)
     isolate = executor_name != "inline"
     if args.case_timeout is not None and not isolate:
         raise UserError("--case-timeout needs process isolation; drop --no-isolate")
-    overrides = A.parse_overrides(args.overrides)
     command = shlex.join(["resnet-bench"] + sys.argv[1:]) if args.command_line is None else args.command_line
+    opened = []
+
+    def executor_for(name: str):
+        try:
+            ex = get_executor(name, **_executor_options(args, name))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        opened.append(ex)
+        return ex
+
+    def scope(saved: dict) -> tuple[str, ...]:
+        return E.scope_keys(saved.get("env_scope") or "host")
 
     def fingerprint(env: dict, saved: dict) -> str:
         saved = {k: v for k, v in saved.items() if k not in META_KEYS}
-        return E.fingerprint(env, RunSettings.from_dict(saved).fingerprint_part())
+        return E.fingerprint(env, RunSettings.from_dict(saved).fingerprint_part(), scope(saved))
+
+    try:
+        return _run(args, executor_for, executor_name, isolate, command, scope, fingerprint)
+    finally:
+        for ex in opened:
+            ex.close()
+
+
+def _run(args, executor_for, executor_name: str, isolate: bool, command: str, scope, fingerprint) -> int:
+    import torch
+
+    from bench.core.case import Case
+    from bench.execute import Events, RunSettings, max_batch
+    from bench.report import terminal
+    from bench.results.files import json_safe
+    from bench.store.load import load_results
+    from bench.store.rundir import RETRYABLE, ResultsWriter
 
     if args.resume is not None:
         # The saved run decides what is measured and how: its planned cases and its settings.
@@ -215,20 +255,23 @@ def run(args) -> int:
         settings = dataclasses.replace(settings, **changes)
         if settings.case_timeout_s is not None and not settings.isolate:
             raise UserError("--case-timeout needs process isolation; drop --no-isolate")
-        device = devices.resolve_device(planned[0].device)
-        env = E.collect(device, settings.threads or torch.get_num_threads())
-        writer = ResultsWriter.resume(out, env, command, fingerprint=fingerprint,
+        executor = executor_for(settings.executor_name)  # the saved one unless --executor says otherwise
+        device = executor.resolve_device(planned[0].device)
+        env = executor.environment(device, settings.threads or torch.get_num_threads())
+        writer = ResultsWriter.resume(out, env, command, fingerprint=fingerprint, keys=scope,
                                       notice=lambda msg: terminal.say(f"note: {msg}", "yellow"))
         if args.retry_failed:
             n = writer.set_aside(RETRYABLE)
             terminal.say(f"--retry-failed: {n} {'/'.join(RETRYABLE)} row(s) moved to retried.jsonl, measured again")
     else:
-        device = devices.resolve_device(args.device or "auto")
+        executor = executor_for(executor_name)
+        device = executor.resolve_device(args.device or "auto")
         settings = RunSettings(timing=timing_config(args), threads=args.threads, isolate=isolate,
                                executor=None if executor_name in ("local", "inline") else executor_name,
-                               case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff, overrides=overrides,
+                               case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff,
+                               overrides=A.parse_overrides(args.overrides),
                                weights=os.path.abspath(args.weights) if args.weights else None,
-                               memory_check=not args.no_memory_check,
+                               memory_check=not args.no_memory_check, env_scope=executor.env_scope,
                                trace_dir=os.path.abspath(args.trace) if args.trace else None)
         sweep = build_sweep(args, device)
         if args.baseline_model is not None and args.baseline_model not in sweep.models:
@@ -237,7 +280,7 @@ def run(args) -> int:
         A.validate_variants(sweep.models, settings.overrides, settings.weights)
         planned = [] if args.find_max_batch else sweep.cases()
         searched = []
-        env = E.collect(device, settings.threads or torch.get_num_threads())
+        env = executor.environment(device, settings.threads or torch.get_num_threads())
         out = Path(args.out) if args.out is not None else default_out_dir(
             device, (args.preset or "quick") if args.models is None else "custom")
         if settings.trace_dir:
@@ -249,10 +292,7 @@ def run(args) -> int:
         writer = ResultsWriter.create(out, env, meta, command, fingerprint=fingerprint(env, meta),
                                       overwrite=args.overwrite)
 
-    try:
-        executor = get_executor(settings.executor_name)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    executor.expect(writer.run_env, scope(writer.settings))
     previous_term = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
     try:
         if args.find_max_batch:

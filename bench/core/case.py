@@ -1,9 +1,13 @@
 """What is measured: a frozen :class:`Case` per measurement, and the :class:`Sweep` of them.
 
 A case is one (model, workload, batch size, image size, layout, precision, compile mode,
-device). Its :meth:`Case.key` identifies it across runs (resume, comparisons, gates) and its
-:meth:`Case.label` names it to people; nothing else spells either. Plain data: importing this
-module imports no torch.
+device), and for data-parallel training the number of ranks (``ddp``). Its :meth:`Case.key`
+identifies it across runs (resume, comparisons, gates) and its :meth:`Case.label` names it to
+people; nothing else spells either. Plain data: importing this module imports no torch.
+
+A field added later has a default (:data:`FIELD_DEFAULTS`) and enters the key only when it
+differs from it, so results written before it existed keep their keys: they still load,
+report and resume.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class Case:
     precision: str
     compile: str
     device: str  # "cpu" or "cuda" (already resolved from "auto")
+    # torch.distributed data-parallel ranks (one device each, one node); 0 = a plain case in one
+    # process. With ddp, batch_size is the batch per rank.
+    ddp: int = 0
 
     @property
     def mode(self) -> tuple[str, str, str]:
@@ -52,20 +59,32 @@ class Case:
                                    compile=REFERENCE_MODE[2])
 
     def key(self) -> str:
-        return "|".join(str(v) for v in dataclasses.astuple(self))
+        """The case's identity: its fields joined by ``|``; a field at its default
+        (FIELD_DEFAULTS) is left out, so a plain case keeps the key it had before ``ddp``."""
+        return "|".join(str(getattr(self, f)) for f in FIELDS
+                        if f not in FIELD_DEFAULTS or getattr(self, f) != FIELD_DEFAULTS[f])
 
     def label(self) -> str:
-        """e.g. ``resnet50 infer bs1 224px channels_last/bf16/default cpu``."""
+        """e.g. ``resnet50 infer bs1 224px channels_last/bf16/default cpu`` (`` ddp4`` for a
+        data-parallel case)."""
         return (f"{self.model} {self.workload} bs{self.batch_size} {self.image_size}px "
-                f"{self.layout}/{self.precision}/{self.compile} {self.device}")
+                f"{self.layout}/{self.precision}/{self.compile} {self.device}"
+                + (f" ddp{self.ddp}" if self.ddp else ""))
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Case:
-        """From a dict holding every field (extra keys ignored); KeyError/ValueError otherwise."""
-        return cls(**{n: (int(d[n]) if n in ("batch_size", "image_size") else str(d[n])) for n in FIELDS})
+        """From a dict holding every required field (extra keys ignored; a field with a default
+        may be absent, or missing as None/NaN from a table); KeyError/ValueError otherwise."""
+        out: dict[str, Any] = {}
+        for n in FIELDS:
+            v = d[n] if n not in FIELD_DEFAULTS else d.get(n)
+            if n in FIELD_DEFAULTS and (v is None or v != v):
+                v = FIELD_DEFAULTS[n]
+            out[n] = int(v) if n in INT_FIELDS else str(v)
+        return cls(**out)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Case:
@@ -82,6 +101,13 @@ class Case:
 
 #: The case's fields, in key order.
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Case))
+#: Fields added after results were first written: their default, which the key leaves out.
+FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Case)
+                                  if f.default is not dataclasses.MISSING}
+#: Fields every result row must hold.
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f not in FIELD_DEFAULTS)
+#: Fields that hold whole numbers.
+INT_FIELDS = ("batch_size", "image_size", "ddp")
 
 
 @dataclass(frozen=True)
@@ -89,7 +115,8 @@ class Sweep:
     """The axes of a sweep. `modes` (layout, precision, compile) triples replace the product of
     layouts x precisions x compiles when a preset names the modes that pay off on a device.
     Empty `image_sizes`: each model at its natural input size (`natural_sizes`, e.g. 32 px for
-    the CIFAR variants, 224 for the ImageNet ones)."""
+    the CIFAR variants, 224 for the ImageNet ones). `ddp` (world sizes, e.g. (1, 2, 8)) turns
+    every train case into one data-parallel case per world size; infer cases stay plain."""
 
     models: tuple[str, ...]
     batch_sizes: tuple[int, ...]
@@ -98,6 +125,7 @@ class Sweep:
     workloads: tuple[str, ...]
     device: str
     natural_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    ddp: tuple[int, ...] = ()
 
     def sizes_of(self, model: str) -> tuple[int, ...]:
         return self.image_sizes or (self.natural_sizes.get(model) or natural_size(model),)
@@ -110,7 +138,8 @@ class Sweep:
             for workload, bs, size, (layout, prec, comp) in itertools.product(
                 self.workloads, self.batch_sizes, self.sizes_of(model), modes
             ):
-                out.append(Case(model, workload, bs, size, layout, prec, comp, self.device))
+                ranks = self.ddp if (workload == "train" and self.ddp) else (0,)
+                out += [Case(model, workload, bs, size, layout, prec, comp, self.device, n) for n in ranks]
         return out
 
 

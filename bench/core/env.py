@@ -2,6 +2,12 @@
 
 Every results file carries it, and `--resume` only continues a run whose environment
 fingerprint matches (a sweep must not mix rows measured under different software).
+
+Two scopes (``RunSettings.env_scope``). ``host``, a run on one machine: the fingerprint holds
+the software and the hardware (FINGERPRINT_KEYS). ``cluster``, a run spread over the nodes of a
+Ray cluster, which may differ in GPU or CPU: the fingerprint holds only what every node must
+share (CLUSTER_KEYS: software, device kind, threads); each row carries the hardware and host
+of the process that measured it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ FINGERPRINT_KEYS = (
     "threads",
     "git_commit",
 )
+#: What must be the same on every node of a cluster run (the rest of FINGERPRINT_KEYS is
+#: hardware, recorded per row).
+CLUSTER_KEYS = ("torch", "torchvision", "cuda", "cudnn", "device", "threads", "git_commit")
+ENV_SCOPES = {"host": FINGERPRINT_KEYS, "cluster": CLUSTER_KEYS}
 
 
 def git_commit(repo: Path = _REPO) -> str:
@@ -72,14 +82,31 @@ def collect(device: str, threads: int | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "hostname": platform.node(),
+        "host": platform.node(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "git_commit": git_commit(),
         "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def fingerprint(env: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
-    """A short hash of the comparable part of `env` (and of the timing settings in `extra`)."""
-    key = {k: env.get(k) for k in FINGERPRINT_KEYS}
+def scope_keys(scope: str) -> tuple[str, ...]:
+    """The environment keys a run of this scope ("host" or "cluster") holds fixed."""
+    try:
+        return ENV_SCOPES[scope]
+    except KeyError:
+        raise ValueError(f"unknown environment scope {scope!r}; valid: {', '.join(ENV_SCOPES)}") from None
+
+
+def differences(expected: dict[str, Any], env: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """``key: expected -> found`` for each of `keys` where `env` differs from `expected`."""
+    return [f"{k}: {expected.get(k)} -> {env.get(k)}" for k in keys if expected.get(k) != env.get(k)]
+
+
+def fingerprint(env: dict[str, Any], extra: dict[str, Any] | None = None,
+                keys: tuple[str, ...] = FINGERPRINT_KEYS) -> str:
+    """A short hash of the comparable part of `env` (the `keys`: the whole FINGERPRINT_KEYS for
+    a one-machine run, CLUSTER_KEYS for a cluster run) and of the timing settings in `extra`."""
+    key = {k: env.get(k) for k in keys}
     if extra:
         key["extra"] = extra
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

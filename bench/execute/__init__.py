@@ -1,5 +1,5 @@
 """Executors: where cases run. ``local`` (default): a fresh worker process per model group;
-``inline``: this process. Add one = a module with a bench.execute.base.Executor subclass and a
+``inline``: this process; ``ray``: each group as a task on a Ray cluster (optional: Ray). Add one = a module with a bench.execute.base.Executor subclass and a
 ``register_executor`` line below."""
 
 from __future__ import annotations
@@ -43,7 +43,14 @@ def _inline(**options) -> Executor:
     return InlineExecutor(**options)
 
 
+def _ray(**options) -> Executor:
+    from bench.execute.ray_executor import RayExecutor
+
+    return RayExecutor(**options)
+
+
 register_executor("local", _local)
 register_executor("inline", _inline)
+register_executor("ray", _ray)
 
 __all__ = ["Events", "Executor", "RunSettings", "executor_names", "get_executor", "register_executor"]

@@ -41,6 +41,9 @@ class RunSettings:
     # --find-max-batch: each case is a search target instead (bench.core.batch_search); keys max_batch,
     # max_probes, mem_cap_mb, resolution. Only the search step of a run sets it, never a saved run.
     search: dict | None = None
+    # which environment keys the run's fingerprint holds (bench.core.env): "host" (one machine:
+    # software and hardware) or "cluster" (a Ray run: software only; hardware recorded per row)
+    env_scope: str = "host"
 
     @property
     def executor_name(self) -> str:
@@ -86,12 +89,39 @@ class Events:
 
 
 class Executor:
-    """Runs cases somewhere and reports their rows through :class:`Events`."""
+    """Runs cases somewhere and reports their rows through :class:`Events`.
+
+    Before ``run``, the caller asks the executor which device ``--device`` means where it
+    runs (:meth:`resolve_device`), for the environment of the run's fingerprint
+    (:meth:`environment`), and tells it which environment every row must be measured in
+    (:meth:`expect`). The defaults describe this machine; an executor that runs cases on other
+    machines overrides them. :meth:`close` releases what the executor holds."""
 
     name: str = ""
+    #: The env scope (bench.core.env) of a run begun on this executor.
+    env_scope: str = "host"
 
     def run(self, cases: Sequence[Case], settings: RunSettings, events: Events) -> None:
         raise NotImplementedError
+
+    def resolve_device(self, device: str) -> str:
+        """``auto``/``cpu``/``cuda`` -> the device cases will run on; UserError if unavailable."""
+        from bench.core import devices
+
+        return devices.resolve_device(device)
+
+    def environment(self, device: str, threads: int | None) -> dict[str, Any]:
+        """The environment cases of `device` are measured in (bench.core.env.collect)."""
+        from bench.core import env
+
+        return env.collect(device, threads)
+
+    def expect(self, env: dict[str, Any], keys: Sequence[str]) -> None:
+        """Rows must be measured where these `keys` of the environment equal `env`'s. Processes
+        on this machine share its environment, so the default checks nothing."""
+
+    def close(self) -> None:
+        """Release what the executor holds (connections, clusters it started)."""
 
     def describe(self) -> dict[str, Any]:
         """What the run records about where it ran."""

@@ -164,6 +164,9 @@ class CaseRunner:
         status and error). With oom_backoff, an OOM retries with half the batch (ok-reduced)."""
         row = base_row(case, "ok")
         row["load_avg_1m"] = load_avg()
+        if case.ddp:  # never measured as a plain case under a data-parallel key
+            row.update(status="error", error="a data-parallel case runs through bench.execute.ddp, not CaseRunner")
+            return row
         try:
             row.update(spec_columns(case.model, self.settings.overrides))
         except Exception as exc:  # unknown model reaching the worker: a row, not a crash

@@ -1,7 +1,8 @@
 """The inline executor: every case in this process, one after another (``--no-isolate``).
 
 Fast to start and easy to debug, but a crash, a hang or fragmented memory takes the whole
-sweep with it, and a case timeout cannot be enforced."""
+sweep with it, and a case timeout cannot be enforced. A data-parallel case (``ddp``) cannot run
+in one process: it is launched with torch.distributed.run as everywhere (bench.execute.ddp)."""
 
 from __future__ import annotations
 
@@ -19,4 +20,11 @@ class InlineExecutor(Executor):
         runner = CaseRunner(settings)
         for case in cases:
             events.started(case)
-            events.row(runner.run(case))
+            if case.ddp:
+                from bench.execute import ddp
+                from bench.execute.local import stamped
+
+                row, env = ddp.run_case(case, settings)
+                events.row(stamped(row, env))  # the ranks' environment (threads per rank)
+            else:
+                events.row(runner.run(case))

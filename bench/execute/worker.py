@@ -1,7 +1,8 @@
 """The isolated measuring process of the local executor: ``python -m bench.execute.worker``
 reads {"cases", "settings"} as JSON on stdin and writes one JSON line per event on its
-original stdout: {"event": "start", "key"} before a case and {"event": "row", "key", "row"}
-after it. Anything else the process prints (libraries, compilers) is sent to stderr so it
+original stdout: {"event": "env", "env"} first (bench.core.env.collect of this process: host,
+device, versions, threads), {"event": "start", "key"} before a case and {"event": "row", "key",
+"row"} after it. Anything else the process prints (libraries, compilers) is sent to stderr so it
 cannot corrupt the protocol."""
 
 from __future__ import annotations
@@ -11,26 +12,10 @@ import os
 import sys
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this worker when the sweep process dies (e.g. kill -9), so
-    no orphan keeps measuring and loading the machine."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-    except (OSError, AttributeError):
-        pass
-
-
 def main() -> int:
-    _die_with_parent()
+    from bench.execute.procs import die_with_parent
+
+    die_with_parent()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints (C or Python) go to stderr
     sys.stdout = sys.stderr
@@ -44,13 +29,31 @@ def main() -> int:
 
     settings = RunSettings.from_dict(payload["settings"])
     runner = CaseRunner(settings)
-    for d in payload["cases"]:
-        case = Case.from_dict(d)
+    cases = [Case.from_dict(d) for d in payload["cases"]]
+    if cases:
+        proto.write(json.dumps({"event": "env", "env": json_safe(_environment(cases[0].device, settings))}) + "\n")
+    for case in cases:
         proto.write(json.dumps({"event": "start", "key": case.key()}) + "\n")
         row = runner.run(case)
         proto.write(json.dumps({"event": "row", "key": case.key(), "row": json_safe(row)}) + "\n")
     proto.close()
     return 0
+
+
+def _environment(device: str, settings) -> dict:
+    """This process's environment (bench.core.env.collect); a device that cannot be described
+    leaves the host and the reason, and its cases report the error themselves."""
+    import platform
+
+    import torch
+
+    from bench.core import env
+    from bench.errors import one_line
+
+    try:
+        return env.collect(device, settings.threads or torch.get_num_threads())
+    except Exception as exc:
+        return {"host": platform.node(), "env_error": one_line(exc)}
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ def results_markdown(df, env: dict | None = None, command: str | None = None) ->
     from bench.results import columns, views
 
     cpu_count = (env or {}).get("cpu_count")
-    view = views.with_speedup(df, cpu_count)
-    cols = [c.name for c in columns.shown("markdown") if c.name in view.columns]
+    view = views.with_scaling(views.with_speedup(df, cpu_count))
+    cols = [c.name for c in columns.shown("markdown", view.to_dict("records")) if c.name in view.columns]
     marked = ~view["speedup_trusted"] & view["speedup_vs_eager"].notna()
     if marked.any():  # text cells: the number and its mark
         view["speedup_vs_eager"] = [tables.speedup_cell(r) for r in view.to_dict("records")]
@@ -58,6 +58,9 @@ def results_markdown(df, env: dict | None = None, command: str | None = None) ->
                          ("Energy over the timed samples, memory pass, clocks", views.energy_memory(df))):
         if not extra.empty:
             lines += ["", f"{title}:", "", extra.to_markdown(index=False, floatfmt=".4g")]
+    scaling = views.ddp_scaling(df)
+    if not scaling.empty:
+        lines += ["", f"{views.DDP_TITLE}:", "", scaling.to_markdown(index=False, floatfmt=".4g")]
     return "\n".join(lines) + "\n"
 
 

@@ -115,7 +115,8 @@ def results(rows: Iterable[dict], busy: Callable[[dict], bool], title: str = "Re
     bench.results.views.with_speedup: an untrusted speedup is marked."""
     from bench.results import columns
 
-    cols = columns.shown("terminal")
+    rows = list(rows)
+    cols = columns.shown("terminal", rows)
     t = Table(title, [c.header or c.name for c in cols],
               right={i for i, c in enumerate(cols) if c.fmt in ("auto", "giga", "percent")
                      and c.name not in ("model", "workload", "layout", "precision", "compile")})

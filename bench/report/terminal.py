@@ -87,10 +87,13 @@ def show_results(df, baseline_model: str | None = None, *, cpu_count: int | None
     from bench.results import views
 
     busy = lambda r: views.busy(r, cpu_count)  # noqa: E731
-    shown = [tables.results(views.with_speedup(df, cpu_count).to_dict("records"), busy)]
+    shown = [tables.results(views.with_scaling(views.with_speedup(df, cpu_count)).to_dict("records"), busy)]
     best = views.best_modes(df, cpu_count)
     if not best.empty:
         shown.append(tables.best_modes(best))
+    scaling = views.ddp_scaling(df)
+    if not scaling.empty:
+        shown.append(tables.frame(scaling, views.DDP_TITLE))
     if baseline_model:
         shown.append(tables.ratios(views.ratio_to_baseline(df, baseline_model, cpu_count), baseline_model))
     for title, extra in ((CURVES_TITLE, views.batch_curves(df)), (ENERGY_TITLE, views.energy_memory(df))):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.core.case import FIELDS
+from bench.core.case import FIELDS, REQUIRED_FIELDS
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,20 @@ class Column:
     env: bool = False  # copied from the run's environment into every row
     raw: bool = False  # JSON/JSONL only
     view: bool = False  # computed across rows when shown, never stored
+    sparse: bool = False  # shown only when some row has a value other than missing or 0
+
+
+def _ranks(row: dict) -> int:
+    """Ranks whose batches one step processes: world_size for a data-parallel row, else 1."""
+    ws = row.get("world_size")
+    return int(ws) if _num(ws) and ws >= 1 else 1
 
 
 def _throughput(row: dict) -> float | None:
     p50, bs = row.get("latency_ms_p50"), row.get("batch_size")
     if not _num(p50) or not _num(bs) or p50 <= 0:
         return None
-    return bs / (p50 / 1e3)
+    return _ranks(row) * bs / (p50 / 1e3)
 
 
 def _achieved_tflops(row: dict) -> float | None:
@@ -48,7 +55,12 @@ def _achieved_tflops(row: dict) -> float | None:
     if not (_num(flops) and flops and _num(p50) and p50 > 0 and _num(bs)):
         return None
     factor = 3 if row.get("workload") == "train" else 1  # forward + backward (activations, weights)
-    return flops * bs * factor / (p50 / 1e3) / 1e12
+    return flops * _ranks(row) * bs * factor / (p50 / 1e3) / 1e12
+
+
+def _rank_ratio(row: dict) -> float | None:
+    hi, lo = row.get("rank_step_ms_max"), row.get("rank_step_ms_min")
+    return hi / lo if _num(hi) and _num(lo) and lo > 0 else None
 
 
 def _ips_per_w(row: dict) -> float | None:
@@ -73,6 +85,8 @@ SCHEMA: list[Column] = [
     C("layout", doc="memory format (bench.core.modes)"),
     C("precision", doc="fp32, tf32, or an autocast dtype (bench.core.modes)", header="prec"),
     C("compile", doc="none (eager) or a torch.compile mode"),
+    C("ddp", "ranks", "torch.distributed data-parallel training ranks the case asked for (0 = a plain case "
+      "in one process; absent in results written before it existed: 0)", sparse=True),
     # what happened
     C("status", doc="ok, ok-reduced, skipped, oom, timeout, crashed, error", fmt="status"),
     C("error", doc="why, for any status but ok"),
@@ -80,7 +94,10 @@ SCHEMA: list[Column] = [
       "(weights to the device), compile (torch.compile's compiler), forward, backward, optimizer, memory pass, "
       "trace (bench.core.oom)"),
     C("batch_size_requested", "images", "the batch asked for (differs from batch_size only when ok-reduced)"),
-    C("device_name", doc="GPU or CPU model", env=True),
+    C("device_name", doc="GPU or CPU model of the process that measured the row", env=True),
+    C("host", doc="machine that measured the row (platform.node() of the measuring process)", env=True),
+    C("cuda_visible_devices", doc="CUDA_VISIBLE_DEVICES of the measuring process (the GPUs Ray assigned; "
+      "None when unset)", env=True),
     # static cost (bench.core.profile, per image)
     C("params", "parameters", "counted from the module", terminal=False),  # `profile` shows it
     C("macs", "MACs", "conv + linear multiply-accumulates per image, fvcore FlopCountAnalysis",
@@ -99,8 +116,11 @@ SCHEMA: list[Column] = [
     C("latency_ms_ci_low", "ms", "distribution-free 95% CI of the median, low end"),
     C("latency_ms_ci_high", "ms", "distribution-free 95% CI of the median, high end"),
     C("noisy", doc="IQR / median above 10%"),
-    C("throughput_ips", "images/s", "batch_size / median latency", header="img/s", derive=_throughput),
-    C("achieved_tflops", "TFLOP/s", "flops x batch (x3 for training) / median latency", derive=_achieved_tflops),
+    C("throughput_ips", "images/s", "batch_size / median latency (data-parallel: world_size x batch_per_rank / "
+      "median step time of the slowest rank = world_size x batch_per_rank x K / max time of K steps)",
+      header="img/s", derive=_throughput),
+    C("achieved_tflops", "TFLOP/s", "flops x batch (x3 for training, x world_size for data-parallel) / median "
+      "latency", derive=_achieved_tflops),
     C("peak_mem_mb", "MiB", "CUDA: max_memory_allocated during the case; CPU: peak RSS of the measuring process",
       header="peak MB"),
     # memory pass: a few steps after the samples, peak counters reset first (bench.core.memory)
@@ -149,6 +169,15 @@ SCHEMA: list[Column] = [
     C("steady", doc="warm-up ended because the time settled"),
     C("stop_reason", doc="precision, time_budget or max_samples"),
     C("load_avg_1m", "", "1-minute load average when the case started"),
+    # data-parallel training (bench.execute.ddp_worker); a sample is one window of ddp_steps steps:
+    # max over ranks of each rank's own time for the window (all_reduce MAX) / ddp_steps
+    C("world_size", "ranks", "torch.distributed ranks that measured the row (dist.get_world_size())"),
+    C("batch_per_rank", "images", "batch each rank processes per step (= batch_size)"),
+    C("ddp_backend", doc="torch.distributed backend: nccl on CUDA, gloo on CPU"),
+    C("ddp_steps", "steps", "K: training steps per timed window"),
+    C("rank_step_ms_min", "ms", "fastest rank's median step time (each rank timed by its own clock)"),
+    C("rank_step_ms_max", "ms", "slowest rank's median step time"),
+    C("rank_step_ratio", "x", "rank_step_ms_max / rank_step_ms_min (1 = no straggler)", derive=_rank_ratio),
     # the variant (resnet_impl spec)
     C("block"), C("depth", "layers"), C("version"), C("stride_at"), C("stem"), C("shortcut"),
     C("groups"), C("width_per_group"),
@@ -169,10 +198,13 @@ SCHEMA: list[Column] = [
     C("samples_ms", "ms", "every timed sample, in call order", raw=True),
     C("max_batch_probes", doc="every probe of the max-batch search: batch, fits, why, peak_mb, seconds, ran",
       raw=True),
+    C("rank_step_ms", "ms", "data-parallel: each rank's median step time, by rank", raw=True),
     C("best_batch_throughput", "images", "the batch with the highest throughput_ips among this mode's measured "
       "batches", view=True),
     C("speedup_vs_eager", "x", "eager fp32 contiguous latency of the same case / this row's (> 1 faster)",
       header="x eager", view=True),
+    C("scaling_efficiency", "fraction", "data-parallel: throughput_ips / (world_size x throughput_ips of the same "
+      "case with ddp 1), when the run measured ddp 1", header="scaling", fmt="percent", view=True, sparse=True),
     C("flags", doc="why the row's timing is not to be ranked: its status if not ok, noisy, unsteady, busy CPU, "
                    "output differs (bench.results.views.flags); empty for a reliable row", view=True),
     C("reliable", doc="no flags: ok, steady, not noisy, not on a busy CPU, output matches eager fp32", view=True),
@@ -182,14 +214,16 @@ del C
 
 #: Columns shown in the terminal table and results.md, in this order.
 DISPLAY: list[str] = [
-    "model", "workload", "batch_size", "image_size", "layout", "precision", "compile", "status",
+    "model", "workload", "ddp", "batch_size", "image_size", "layout", "precision", "compile", "status",
     "latency_ms_p50", "latency_ms_p90", "latency_rel_iqr", "throughput_ips", "speedup_vs_eager",
-    "compile_s", "macs", "params", "peak_mem_mb", "max_rel_diff",
+    "scaling_efficiency", "compile_s", "macs", "params", "peak_mem_mb", "max_rel_diff",
 ]
 
 #: The case's columns (bench.core.case.Case's fields), in header order.
 CASE_COLUMNS = [c.name for c in SCHEMA if c.name in FIELDS]
 assert set(CASE_COLUMNS) == set(FIELDS), "every Case field is a column"
+#: The case's columns every row must hold (the others have defaults: bench.core.case.FIELD_DEFAULTS).
+REQUIRED_CASE_COLUMNS = [c for c in CASE_COLUMNS if c in REQUIRED_FIELDS]
 #: Statuses of a row that was measured.
 OK_STATUSES = ("ok", "ok-reduced")
 
@@ -211,13 +245,26 @@ def env() -> list[str]:
     return [c.name for c in SCHEMA if c.env]
 
 
-def shown(where: str) -> list[Column]:
-    """Columns of DISPLAY for "terminal" or "markdown", in order."""
+def shown(where: str, rows: list[dict] | None = None) -> list[Column]:
+    """Columns of DISPLAY for "terminal" or "markdown", in order; a sparse column only when one
+    of `rows` has a value for it (missing, NaN and 0 are none)."""
     cols = by_name()
     out = [cols[n] for n in DISPLAY if n in cols]
+    if rows is not None:
+        out = [c for c in out if not c.sparse or any(_has_value(r.get(c.name)) for r in rows)]
     if where == "terminal":
         return [c for c in out if c.terminal]
     return [c for c in out if c.markdown]
+
+
+def _has_value(v: Any) -> bool:
+    if v is None or v is False:
+        return False
+    try:
+        f = float(v)
+    except (TypeError, ValueError):  # text, or pandas' NA
+        return str(v) not in ("", "<NA>")
+    return math.isfinite(f) and f != 0
 
 
 def derive(row: dict) -> dict:

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.core.case import FIELDS
+from bench.core.case import FIELD_DEFAULTS, FIELDS, REQUIRED_FIELDS
 from bench.errors import UserError
 from bench.results import columns
 ENV_KEYS = ("torch", "torchvision", "cuda", "cudnn", "device", "device_name", "threads")
@@ -59,12 +59,14 @@ def _row(bench: dict, env: dict, path: Path) -> dict[str, Any] | None:
     if not isinstance(extra, dict):
         return None
     fields = {f: extra.get(f, params.get(f) if isinstance(params, dict) else None) for f in FIELDS}
-    if any(v is None for v in fields.values()):
+    if any(fields[f] is None for f in REQUIRED_FIELDS):
         return None  # not one of our benchmarks
+    fields = {f: FIELD_DEFAULTS[f] if v is None else v for f, v in fields.items()}
     name = bench.get("fullname") or bench.get("name") or "?"
     try:
         fields["batch_size"] = int(fields["batch_size"])
         fields["image_size"] = int(fields["image_size"])
+        fields["ddp"] = int(fields["ddp"])
     except (TypeError, ValueError):
         raise UserError(f"{path}: benchmark {name}: batch_size/image_size in extra_info must be integers") from None
     stats = bench.get("stats")

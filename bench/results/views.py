@@ -16,13 +16,14 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from bench.core.case import REFERENCE_MODE
+from bench.core.case import FIELD_DEFAULTS, REFERENCE_MODE
 from bench.errors import UserError
 from bench.results import columns
 
 # A variant's cases that share everything but the mode.
-SAME_CASE = ["model", "device", "workload", "batch_size", "image_size"]
+SAME_CASE = ["model", "device", "workload", "batch_size", "image_size", "ddp"]
 MODE = ["layout", "precision", "compile"]
+DDP_TITLE = "Data-parallel training (img/s over all ranks; scaling = img/s / (world_size x img/s at ddp 1))"
 
 
 def to_frame(rows: Iterable[dict]) -> pd.DataFrame:
@@ -34,6 +35,8 @@ def to_frame(rows: Iterable[dict]) -> pd.DataFrame:
     for col in names:
         if col not in df.columns:
             df[col] = pd.NA
+    for col, default in FIELD_DEFAULTS.items():  # rows written before the field existed
+        df[col] = pd.to_numeric(df[col], errors="coerce").fillna(default).astype(type(default))
     extra = [c for c in df.columns if c not in names]
     return df[names + extra]
 
@@ -140,7 +143,10 @@ def best_modes(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame:
         out.append({**{k: best[k] for k in SAME_CASE + MODE + ["latency_ms_p50", "throughput_ips"]},
                     "speedup_vs_eager": best["speedup_vs_eager"] if best["speedup_trusted"] else None,
                     "note": "; ".join(notes)})
-    return pd.DataFrame(out, columns=cols)
+    best = pd.DataFrame(out, columns=cols)
+    if not (pd.to_numeric(best["ddp"], errors="coerce").fillna(0) > 0).any():
+        best = best.drop(columns="ddp")  # ddp shown only where a case has it
+    return best
 
 
 def _ref_flags(g: pd.DataFrame) -> str:
@@ -222,3 +228,33 @@ def energy_memory(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     rows = df[df[have].notna().any(axis=1)]
     return rows[[c for c in _ENERGY_MEMORY if c in rows.columns]].reset_index(drop=True)
+
+
+def with_scaling(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds `scaling_efficiency` to data-parallel rows: throughput_ips / (world_size x the
+    throughput_ips of the same case with ddp 1), where the run measured that case (ok)."""
+    df = df.copy()
+    ranks = pd.to_numeric(df["ddp"], errors="coerce").fillna(0)
+    ok = df["status"].isin(columns.OK_STATUSES) & (ranks > 0)
+    keys = [c for c in SAME_CASE if c != "ddp"] + MODE
+    df["_thr"] = pd.to_numeric(df["throughput_ips"], errors="coerce")
+    one = df[ok & (ranks == 1)].groupby(keys)["_thr"].first().rename("_one")
+    df = df.join(one, on=keys)
+    world = pd.to_numeric(df["world_size"], errors="coerce")
+    df["scaling_efficiency"] = (df["_thr"] / (world * df["_one"])).where(ok)
+    return df.drop(columns=["_thr", "_one"])
+
+
+def ddp_scaling(df: pd.DataFrame) -> pd.DataFrame:
+    """The data-parallel rows, one per case: global throughput, the slowest rank's median step
+    time, the scaling efficiency against ddp 1, the fastest and slowest rank, the host."""
+    if "ddp" not in df.columns:
+        return df.iloc[0:0]
+    view = with_scaling(df)
+    view = view[pd.to_numeric(view["ddp"], errors="coerce").fillna(0) > 0]
+    cols = ["model", "batch_per_rank", "image_size", "layout", "precision", "compile", "ddp", "world_size",
+            "status", "throughput_ips", "latency_ms_p50", "scaling_efficiency", "rank_step_ms_min",
+            "rank_step_ms_max", "host", "device_name"]
+    view = view.assign(batch_per_rank=view["batch_size"])
+    return view[cols].rename(columns={"throughput_ips": "img/s (all ranks)", "latency_ms_p50": "step ms p50",
+                                      "scaling_efficiency": "scaling"}).reset_index(drop=True)

@@ -10,11 +10,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.core.case import FIELD_DEFAULTS
 from bench.errors import UserError
 from bench.results import columns
 from bench.results.files import FORMAT, ROWS_FILE, json_safe
 
-_INT_FIELDS = ("batch_size", "image_size")
+_INT_FIELDS = ("batch_size", "image_size", "ddp")
 
 
 @dataclass
@@ -103,10 +104,12 @@ def _validate_rows(p: Path, rows: list) -> None:
     for i, r in enumerate(rows):
         if not isinstance(r, dict):
             raise UserError(f"{p}: row {i + 1} is not an object (got {type(r).__name__})")
-        missing = [c for c in columns.CASE_COLUMNS + ["status"] if c not in r]
+        missing = [c for c in columns.REQUIRED_CASE_COLUMNS + ["status"] if c not in r]
         if missing:
             raise UserError(f"{p}: row {i + 1} lacks column(s) {', '.join(missing)}; not resnet-bench results?")
         for c in columns.CASE_COLUMNS + ["status"]:
+            if c not in r or (c in FIELD_DEFAULTS and _absent(r[c])):
+                continue  # a field added later (bench.core.case.FIELD_DEFAULTS): its default
             v = r[c]
             if c in _INT_FIELDS or c == "batch_size_requested":
                 ok = (isinstance(v, int) and not isinstance(v, bool)) or (
@@ -124,6 +127,10 @@ def _validate_rows(p: Path, rows: list) -> None:
             if k in r and r[k] is not None and not (isinstance(r[k], list) and all(
                     isinstance(x, (int, float)) and not isinstance(x, bool) for x in r[k])):
                 raise UserError(f"{p}: row {i + 1}: {k} must be a list of numbers")
+
+
+def _absent(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _load_jsonl(p: Path, text: str) -> ResultSet:
@@ -164,7 +171,7 @@ def _load_csv(p: Path) -> ResultSet:
         df = pd.read_csv(p)
     except Exception as e:  # pandas raises many types for a bad CSV
         raise UserError(f"cannot parse {p} as CSV: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    missing = [c for c in columns.CASE_COLUMNS + ["status"] if c not in df.columns]
+    missing = [c for c in columns.REQUIRED_CASE_COLUMNS + ["status"] if c not in df.columns]
     if missing:
         raise UserError(f"{p} lacks column(s) {', '.join(missing)}; not resnet-bench results?")
     rows = [json_safe(r) for r in df.astype(object).where(df.notna(), None).to_dict("records")]

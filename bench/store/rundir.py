@@ -162,10 +162,13 @@ class ResultsWriter:
 
     @classmethod
     def resume(cls, out: Path, env: dict, command: str, *, fingerprint: Callable[[dict, dict], str],
-               notice: Callable[[str], None] = lambda msg: None) -> ResultsWriter:
+               notice: Callable[[str], None] = lambda msg: None,
+               keys: Callable[[dict], Iterable[str]] | None = None) -> ResultsWriter:
         """Continue the run in `out`. `fingerprint(env, settings)` computes a fingerprint: the
         stored one must be that of the stored environment and settings (else the file was
-        edited) and must equal the one of `env` (else this is another configuration)."""
+        edited) and must equal the one of `env` (else this is another configuration).
+        `keys(settings)` names the environment keys a refusal lists as differing (default:
+        every key but the time, the host and the platform)."""
         out = Path(out)
         check_path(out)
         if not out.is_dir():
@@ -188,8 +191,9 @@ class ResultsWriter:
             raise UserError(f"cannot resume {out}: its results.json was edited (the recorded fingerprint is not "
                             "that of its recorded environment and settings); start a new run")
         if recorded != fingerprint(env, stored_settings):
-            diff = [f"{k}: {meta.env.get(k)} -> {env.get(k)}" for k in env if meta.env.get(k) != env.get(k)
-                    and k not in ("time_utc", "hostname", "platform")]
+            names = list(keys(stored_settings)) if keys is not None else [
+                k for k in env if k not in ("time_utc", "hostname", "host", "platform", "cuda_visible_devices")]
+            diff = [f"{k}: {meta.env.get(k)} -> {env.get(k)}" for k in names if meta.env.get(k) != env.get(k)]
             why = "; ".join(diff[:3]) or "timing settings differ"
             raise UserError(f"cannot resume {out}: it was measured with another configuration or "
                             f"environment ({why}); start a new run")
@@ -235,9 +239,13 @@ class ResultsWriter:
         return len(moved)
 
     def append(self, row: dict) -> None:
+        """Append one row (fsync'ed) and rewrite the tables. A row stamped by the process that
+        measured it (it has a ``host``) keeps its environment columns; any other row gets those
+        of `env`: the environment measured now, never the file's."""
         row = dict(row)
-        for k in columns.env():
-            row[k] = self.env.get(k)  # the environment measured now, never the file's
+        if not row.get("host"):
+            for k in columns.env():
+                row[k] = self.env.get(k)
         row.setdefault("time_utc", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         row = json_safe(row)
         log = self.out / ROWS_FILE
