@@ -116,10 +116,15 @@ class Device:
 
 
 def compile_supported() -> bool:
-    """torch.compile can be imported in this Python/torch build."""
-    try:
-        import torch._dynamo  # noqa: F401
+    """This torch build ships torch.compile (torch._dynamo). Found, not imported: importing
+    dynamo costs about a second per process, which an eager-only sweep need not pay; a build
+    that has it but cannot run it fails the compiled case itself, as an ``error`` row."""
+    import importlib.util
+    import sys
 
+    if "torch._dynamo" in sys.modules:
         return True
-    except Exception:  # pragma: no cover - depends on the installation
+    try:
+        return importlib.util.find_spec("torch._dynamo") is not None
+    except (ImportError, ValueError):  # pragma: no cover - depends on the installation
         return False

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,41 @@ def git_commit(repo: Path = _REPO) -> str:
         return os.environ.get("RESNET_BENCH_GIT_COMMIT", "").strip() or "unknown"
 
 
+def torchvision_version() -> str | None:
+    """torchvision's ``__version__`` (with its local part, e.g. ``0.29.1+cu130``) without importing
+    torchvision: its import pulls in torch._dynamo (about a second per measuring process). Read
+    from the ``__version__ = '...'`` line of its version.py; imported only when that fails."""
+    import importlib.util
+    import re
+
+    if "torchvision" in sys.modules:
+        return sys.modules["torchvision"].__version__
+    try:
+        spec = importlib.util.find_spec("torchvision")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+        found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        if found:
+            return found.group(1)
+    except (OSError, ValueError, ImportError):
+        pass
+    try:
+        import torchvision
+    except ImportError:
+        return None
+    return torchvision.__version__
+
+
 def collect(device: str, threads: int | None = None) -> dict[str, Any]:
     """Describe the software and hardware for `device` ("cpu" or "cuda[:N]")."""
     import torch
-    import torchvision
 
     from bench.core import devices
 
     return {
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": torchvision_version(),
         **devices.backend(device).describe(device),  # device_name, cuda, cudnn
         "device": devices.backend(device).kind,
         "cpu_model": cpu_model(),
