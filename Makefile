@@ -28,11 +28,13 @@ $(STAMP): pyproject.toml Makefile
 bench: $(STAMP)
 	$(BIN)/resnet-bench run --preset quick
 
-# The test suite (GPU tests skip themselves without CUDA), then the performance gates:
+# The test suite (GPU tests skip themselves without CUDA) on two workers, then the tests that
+# assert on timings alone (marker serial), then the performance gates:
 # the exact params/MACs gate blocks; the speed gate against the previous commit only reports
 # (a rare false alarm must not block a submission; a missing HEAD~1 prints a line and goes on).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 	$(BIN)/python -m bench check --exact
 	$(BIN)/python -m bench check --speed --base-ref HEAD~1 --models resnet18 --image-sizes 32 --rounds 6 \
 		--report-only --quiet || echo "speed gate report: could not run (ignored)"

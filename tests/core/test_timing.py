@@ -21,6 +21,8 @@ import pytest
 from bench.core.devices import peak_memory_mb, reset_peak_memory
 from bench.core.timing import STOP_REASONS, Measurement, TimingConfig, measure, median_ci, summarize
 
+pytestmark = pytest.mark.serial  # its assertions are on measured times
+
 
 def busy(ms: float) -> None:
     """Spin until `ms` milliseconds of wall time have passed (deadline-based)."""

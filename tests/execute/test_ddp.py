@@ -19,6 +19,8 @@ from bench.execute import ddp
 from bench.execute.base import RunSettings
 from bench.store.load import load_results
 
+pytestmark = pytest.mark.serial  # 2 ranks x 1 thread within a 16 s case timeout on 2 cores
+
 torch_dist = pytest.importorskip("torch.distributed")
 needs_gloo = pytest.mark.skipif(not torch_dist.is_available() or not torch_dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available in this torch build")

@@ -20,6 +20,8 @@ from bench.core import stats
 from bench.cli import main
 from bench.core.timing import TimingConfig
 
+pytestmark = pytest.mark.serial  # the harness must agree with Timer within 3% on a quiet CPU
+
 TINY = ["--model", "resnet18", "--image-size", "32", "--rounds", "2", "--round-time", "0.1",
         "--warmup-time", "0.5", "--threads", "1", "--device", "cpu", "--quiet"]
 FAST_RUNNER = TimingConfig(min_samples=3, max_time_s=0.2, min_time_s=0.0, warmup_max_s=0.5)
