@@ -23,12 +23,18 @@ Variant vocabulary (torchvision, timm, He et al. "Bag of Tricks" 2019):
 
 Plugins: set ``RESNET_BENCH_PLUGINS=pkg.mod1,pkg.mod2`` to import modules that call
 ``register_model`` on first registry access.
+
+Importing the package does not import torch: the registry, the specs and ``count_params`` of
+the built-in variants are pure Python. The model classes (``ResNet``, ``ResNetV2``,
+``BasicBlock``, ``Bottleneck``) and ``CheckpointError`` load on first access; ``create_model``
+imports torch when it builds.
 """
 
-from .blocks import BasicBlock, Bottleneck
-from .checkpoints import CheckpointError
-from .model import ResNet
-from .preact import ResNetV2
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .registry import (
     PLUGINS_ENV,
     count_params,
@@ -41,6 +47,35 @@ from .registry import (
 )
 from .spec import BLOCKS, SHORTCUTS, STEMS, STRIDE_AT, STRIDE_AT_ALIASES, ResNetSpec
 from . import names as _names  # noqa: F401  (registers the built-in names)
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from .blocks import BasicBlock, Bottleneck
+    from .checkpoints import CheckpointError
+    from .model import ResNet
+    from .preact import ResNetV2
+
+# Public names that need torch: name -> the submodule defining it, imported on first access.
+_LAZY: dict[str, str] = {
+    "BasicBlock": "blocks",
+    "Bottleneck": "blocks",
+    "CheckpointError": "checkpoints",
+    "ResNet": "model",
+    "ResNetV2": "preact",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a torch-dependent public name (``_LAZY``) on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later accesses skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "BLOCKS",

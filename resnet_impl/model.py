@@ -83,10 +83,14 @@ class ResNet(nn.Module):
         return nn.Sequential(*blocks), outplanes
 
     def _init_weights(self) -> None:
+        # Meta tensors (a model built under ``torch.device("meta")`` for shapes, params or a
+        # memory estimate) hold no values: initialising them is a no-op that would still cost
+        # ~1.5 s, since the random init of a meta tensor imports torch._dynamo. Skip them
+        # (zeroing, below, has a plain meta kernel).
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not m.weight.is_meta:
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and not m.weight.is_meta:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if self.spec.zero_init_residual:

@@ -167,13 +167,18 @@ class ResNetV2(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        # Meta tensors hold no values: skip them (their random init imports torch._dynamo,
+        # ~1.5 s, in every process that builds a model on meta for its shapes or memory;
+        # zeroing, below, has a plain meta kernel).
         for name, m in self.named_modules():
+            if not isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) or m.weight.is_meta:
+                continue
             if name == "head.fc":
                 nn.init.normal_(m.weight, mean=0.0, std=0.01)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
+            else:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if self.spec.zero_init_residual:

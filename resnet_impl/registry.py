@@ -4,7 +4,11 @@
 * ``list_models(pattern, exclude)``: fnmatch filters, natural sort (resnet18 < resnet50 < resnet101).
 * ``get_spec(name)``: unknown names fail with the closest registered names.
 * ``create_model(name, weights=None, device=None, **overrides)``: caller overrides win.
-* ``count_params(name_or_spec, **overrides)``: built on the meta device, instant.
+* ``count_params(name_or_spec, **overrides)``: ``ResNetSpec.num_params`` (closed form, no torch)
+  for the default factory; a custom factory's model is built on the meta device.
+
+Importing this module does not import torch: listing, looking up and counting the built-in
+variants stay instant (``resnet-bench list``); torch is imported by the functions that build.
 
 Plugins: every module named in the env var ``RESNET_BENCH_PLUGINS`` (comma-separated,
 importable names) is imported on the first registry access (and any module added to the
@@ -21,19 +25,17 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from .checkpoints import load_checkpoint
-from .model import ResNet
-from .preact import ResNetV2
 from .spec import ResNetSpec
+
+if TYPE_CHECKING:  # torch is imported only where a model is built
+    import torch
+    from torch import nn
 
 PLUGINS_ENV = "RESNET_BENCH_PLUGINS"
 
-Factory = Callable[[ResNetSpec], nn.Module]
+Factory = Callable[[ResNetSpec], "nn.Module"]
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,17 @@ def get_spec(name: str) -> ResNetSpec:
 
 def build(spec: ResNetSpec) -> nn.Module:
     """The model class a spec describes: :class:`ResNetV2` when ``preact``, else :class:`ResNet`."""
+    from .model import ResNet
+    from .preact import ResNetV2
+
     return ResNetV2(spec) if spec.preact else ResNet(spec)
 
 
-def _build(spec: ResNetSpec) -> nn.Module:
+def _factory(spec: ResNetSpec) -> Factory | None:
+    """The custom factory registered under ``spec.name``; None for the default (:func:`build`)."""
     entry = _REGISTRY.get(spec.name)
-    factory = entry.factory if entry is not None and entry.factory is not None else build
-    return factory(spec)
+    factory = entry.factory if entry is not None else None
+    return None if factory is build else factory
 
 
 def create_model(
@@ -175,6 +181,8 @@ def create_model(
     spec = entry.spec.replace(**overrides)
     model = (entry.factory or build)(spec)
     if weights is not None:
+        from .checkpoints import load_checkpoint
+
         load_checkpoint(model, weights)
     if device is not None:
         model = model.to(device)
@@ -182,11 +190,20 @@ def create_model(
 
 
 def count_params(name_or_spec: str | ResNetSpec, /, **overrides: Any) -> int:
-    """Number of parameters (not buffers) of a model, built on the meta device (no memory,
-    no init cost). A spec whose name is registered is built with that name's factory."""
+    """Number of parameters (not buffers) of a model, ``overrides`` applied.
+
+    The default factory's models are counted in closed form (:attr:`ResNetSpec.num_params`:
+    no torch, no model). A spec whose name is registered with a custom factory is built by
+    that factory on the meta device (no memory, no init cost) and its parameters summed.
+    """
     _load_plugins()
     spec = name_or_spec if isinstance(name_or_spec, ResNetSpec) else get_spec(name_or_spec)
     spec = spec.replace(**overrides)
+    factory = _factory(spec)
+    if factory is None:
+        return spec.num_params
+    import torch
+
     with torch.device("meta"):
-        model = _build(spec)
+        model = factory(spec)
     return sum(p.numel() for p in model.parameters())

@@ -59,7 +59,8 @@ def _fmt(choices: tuple[str, ...]) -> str:
 class ResNetSpec:
     """Frozen description of one ResNet variant; validated on creation.
 
-    Build a model with ``ResNet(spec)``; derive a variant with ``spec.replace(**overrides)``.
+    Build a model with ``ResNet(spec)``; derive a variant with ``spec.replace(**overrides)``;
+    count its parameters without torch with ``spec.num_params``.
     """
 
     # Registry name, e.g. "resnet50d"; follows torchvision / timm so users recognise it.
@@ -84,7 +85,8 @@ class ResNetSpec:
     widths: tuple[int, ...] | None = None
     # Shortcut of shape-changing blocks: "conv" (option B: 1x1 conv with stride, BN), "avg"
     # (ResNet-D: 2x2 avg-pool with stride, then 1x1 conv stride 1, BN) or "pad" (option A: the
-    # input subsampled with the stride, zero-padded to the new width; no parameters).
+    # input subsampled with the stride, zero-padded to the new width; no parameters; so no stage
+    # may be narrower than its input).
     shortcut: str = "conv"
     # Pre-activation blocks ("v2"): BN-ReLU before each conv and a final BN-ReLU before pooling;
     # the shortcut of a shape-changing block is a 1x1 conv (no BN) of the pre-activated input.
@@ -161,6 +163,15 @@ class ResNetSpec:
                 "(classic, cifar); the deep stems come with timm's conv/avg shortcuts; "
                 "valid: stem='classic' or 'cifar', or shortcut='conv'/'avg'"
             )
+        if self.shortcut == "pad":
+            narrowing = [(i + 1, cin, cout) for i, (cin, cout) in enumerate(self._stage_channels()) if cout < cin]
+            if narrowing:
+                stage, cin, cout = narrowing[0]
+                raise ValueError(
+                    f"ResNetSpec {self.name!r}: shortcut='pad' (option A) zero-pads channels, so no stage "
+                    f"may be narrower than its input; layer{stage} takes {cin} channels and gives {cout}; "
+                    "valid: widths that never shrink (stem_width <= widths[0]), or shortcut='conv'"
+                )
         if self.preact and self.stem not in ("classic", "cifar"):
             raise ValueError(
                 f"ResNetSpec {self.name!r}: preact=True supports stem='classic' or 'cifar' (timm's "
@@ -262,6 +273,77 @@ class ResNetSpec:
     def num_features(self) -> int:
         """Channels out of the last stage (into the classifier): its planes x expansion."""
         return self.stage_widths[-1] * BLOCK_EXPANSION[self.block]
+
+    def _stage_channels(self) -> list[tuple[int, int]]:
+        """(input channels, output channels) of each stage: the stem's width into layer1, then
+        each stage's planes x expansion."""
+        expansion = BLOCK_EXPANSION[self.block]
+        outs = [planes * expansion for planes in self.stage_widths]
+        return list(zip([self.inplanes, *outs[:-1]], outs))
+
+    @property
+    def num_params(self) -> int:
+        """Parameters (not buffers) of the model this spec builds with the default factory, in
+        closed form: pure Python, no torch, no model built.
+
+        Counting units (every conv is bias-free, every BN affine, as the modules are built):
+        a k x k conv from ``c_in`` to ``c_out`` in ``g`` groups holds ``k^2 * c_in/g * c_out``;
+        a BN over ``c`` channels holds ``2c`` (weight, bias; running stats are buffers); the
+        classifier (``fc``, or v2's 1x1-conv ``head.fc``) holds ``C * classes + classes``.
+
+        * Stem (``stem_channels`` ``c_1..c_m`` from 3 input channels): one conv per width, 7x7
+          for ``classic``, 3x3 otherwise, each followed by a BN (the last one is the model's
+          ``bn1``): ``sum_i (k_i^2 c_{i-1} c_i + 2 c_i)``. Pre-activation: the conv only (the
+          first block's ``norm1`` normalises it).
+        * Blocks (input ``c``, planes ``p``, output ``o = p * expansion``; the bottleneck's inner
+          width ``w = int(p * width_per_group / 64) * groups``, as torchvision): basic
+          ``9cp + 9p^2 + 2(p + p)``; bottleneck ``cw + 9w^2/groups + wo + 2(w + w + o)``.
+          Post-activation: one BN after each conv, on its output channels. Pre-activation (v2):
+          one BN before each conv, on its input channels (``2(c + p)`` basic, ``2(c + w + w)``
+          bottleneck). Stride placement (``stride_at``) moves no parameter.
+        * Shortcut: only the first block of a stage whose stride is 2 or whose width changes
+          has one: ``conv``/``avg`` ``c * o + 2o`` (1x1 conv + BN; the avg-pool has none);
+          v2's 1x1 conv ``c * o`` (no BN); ``pad`` (option A) none.
+        * Head: post-activation ``fc``; v2 adds its final BN-ReLU ``norm`` (``2C``) before the head.
+
+        Checked against ``sum(p.numel() for p in model.parameters())`` of the built module for
+        every registered name (tests/registry/test_num_params.py).
+        """
+        expansion = BLOCK_EXPANSION[self.block]
+
+        def conv(k: int, c_in: int, c_out: int, groups: int = 1) -> int:
+            return k * k * (c_in // groups) * c_out
+
+        def block(c_in: int, planes: int) -> int:
+            out = planes * expansion
+            if self.block == "basic":
+                convs = [(3, c_in, planes, 1), (3, planes, planes, 1)]
+            else:
+                # The same expression as the blocks, float and all, so rounding agrees.
+                width = int(planes * (self.width_per_group / 64.0)) * self.groups
+                convs = [(1, c_in, width, 1), (3, width, width, self.groups), (1, width, out, 1)]
+            normed = [c[1] for c in convs] if self.preact else [c[2] for c in convs]
+            return sum(conv(*c) for c in convs) + sum(2 * c for c in normed)
+
+        def shortcut(c_in: int, out: int) -> int:
+            if self.shortcut == "pad":
+                return 0
+            return c_in * out + (0 if self.preact else 2 * out)
+
+        total, c_in = 0, 3
+        for i, width in enumerate(self.stem_channels):
+            k = 7 if self.stem == "classic" and i == 0 else 3
+            total += conv(k, c_in, width) + (0 if self.preact else 2 * width)
+            c_in = width
+        for i, (n, planes, (c_in, out)) in enumerate(zip(self.layers, self.stage_widths, self._stage_channels())):
+            stride = 1 if i == 0 else 2
+            total += block(c_in, planes) + (n - 1) * block(out, planes)
+            if stride != 1 or c_in != out:
+                total += shortcut(c_in, out)
+        features = self.num_features
+        if self.preact:
+            total += 2 * features  # the final BN-ReLU ("norm")
+        return total + features * self.num_classes + self.num_classes
 
 
 def field_names() -> tuple[str, ...]:

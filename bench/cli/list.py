@@ -1,4 +1,9 @@
-"""`resnet-bench list`: the registry, one line per variant."""
+"""`resnet-bench list`: the registry, one line per variant.
+
+Fast: this command imports no torch. The specs are pure data and ``count_params`` is
+``ResNetSpec.num_params``, a closed form; only a plugin's custom factory builds its model (on
+the meta device, importing torch) to be counted. Keep heavy imports (torch, pandas,
+rich.progress) out of this path."""
 
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ def run(args) -> int:
             "name": n, "block": s.block, "depth": s.depth,
             "stride": f"{s.version or '-'} ({s.stride_at})" if s.block == "bottleneck" else "-",
             "stem": f"{s.stem} {'-'.join(map(str, s.stem_channels))}", "shortcut": s.shortcut,
-            "groups_x_width": s.width_label, "params": resnet_impl.count_params(n),
+            "groups_x_width": s.width_label, "params": resnet_impl.count_params(n),  # closed form
             "description": s.description,
         })
     if args.format == "json":
