@@ -7,12 +7,12 @@ One place for every estimator the harness uses:
 - :class:`Comparison`: two sides, a candidate against a base, as a ratio candidate / base
   (> 1: the candidate is slower) with a 95% CI. Two ways to get one:
 
-  * :func:`compare_unpaired` (speed gates, run comparisons): per-process medians (or pooled
+  * :func:`compare_unpaired` (run comparisons, a gate against saved samples): per-process medians (or pooled
     samples when a side has fewer than ``MIN_UNITS`` processes); ratio = Hodges-Lehmann shift
     of log latency, CI = the inverted Mann-Whitney test, p = one-sided Mann-Whitney U.
-  * :func:`compare_paired` (validation against an independent timer): round i of each side
-    ran back to back; ratio = median of the paired round ratios, CI = percentile bootstrap
-    over rounds with pairs kept (fixed seed).
+  * bench.core.ratios.compare_paired (the speed gate, validation against an independent
+    timer): round i of each side ran back to back; the paired ratio over rounds, the one way
+    every paired ratio of the harness is computed (bench.core.ratios).
 
 - :func:`interleave`: run sides in rounds, alternating which goes first (A B, B A, ...), so a
   slow drift of a shared machine hits every side alike.
@@ -38,9 +38,6 @@ CONFIDENCE = 0.95
 MIN_N_FOR_CI = 6
 #: Fewer processes than this on a side: compare pooled raw samples instead of process medians.
 MIN_UNITS = 3
-#: Bootstrap resamples and seed of :func:`compare_paired`.
-N_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
 
 
 # ------------------------------------------------------------------ one side: median and its CI
@@ -51,18 +48,27 @@ def _ci_ranks(n: int) -> tuple[int, int]:
     The number of samples below the true median is Binomial(n, 1/2), so [x(j), x(n-j+1)]
     covers it with probability 1 - 2 P(B <= j - 1); j is the largest rank whose coverage is
     still >= 95% (n=10: ranks 2 and 9; n=20: 6 and 15). For n < 6 no pair reaches 95%:
-    [min, max] (coverage 1 - 2**(1-n))."""
-    from scipy.stats import binom
-
-    alpha_half = (1.0 - CONFIDENCE) / 2.0
-    j = int(binom.ppf(alpha_half, n, 0.5))  # cdf never equals 0.025 exactly (dyadic)
-    while j >= 1 and binom.cdf(j - 1, n, 0.5) > alpha_half:  # guard against float round-off
-        j -= 1
-    while binom.cdf(j, n, 0.5) <= alpha_half:
-        j += 1
+    [min, max] (coverage 1 - 2**(1-n)). Exact integer arithmetic up to ``EXACT_RANKS_UP_TO``
+    samples (no scipy: measuring processes import this module), the normal approximation with
+    continuity correction above."""
+    if n <= EXACT_RANKS_UP_TO:
+        limit = (1 << n) // 40  # 2**n x alpha_half (alpha_half = 1/40), exact in integers
+        cum, j = 0, 0  # cum = 2**n P(B <= j - 1)
+        while True:
+            nxt = cum + math.comb(n, j)
+            if nxt > limit:
+                break
+            cum, j = nxt, j + 1
+    else:
+        z = 1.959963984540054  # the 97.5% normal quantile
+        j = int(math.floor(n / 2 - z * math.sqrt(n) / 2 + 0.5))
     if j < 1:
         return 0, n - 1
     return j - 1, n - j
+
+
+#: Above this many samples the median's CI ranks come from the normal approximation.
+EXACT_RANKS_UP_TO = 3000
 
 
 def median_ci(samples_ms: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -262,45 +268,6 @@ def compare_unpaired(base_units: Sequence[Sequence[float]], cand_units: Sequence
         p_faster=float(mannwhitneyu(b, a, alternative="less").pvalue),
         p_pooled=float(mannwhitneyu(pooled_b, pooled_a, alternative="greater").pvalue),
         rounds_slower=rounds_slower,
-    )
-
-
-def paired_ratio(cand: Sequence[float], base: Sequence[float]) -> float:
-    """Median over rounds of cand_i / base_i."""
-    return float(np.median(np.asarray(cand, dtype=float) / np.asarray(base, dtype=float)))
-
-
-def paired_ratio_ci(cand: Sequence[float], base: Sequence[float], confidence: float = CONFIDENCE,
-                    n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """Percentile bootstrap CI of :func:`paired_ratio`, resampling round indices (pairs kept).
-    With few rounds only a rough interval (2 rounds: the two round ratios)."""
-    r = np.asarray(cand, dtype=float) / np.asarray(base, dtype=float)
-    if r.size == 1:
-        return float(r[0]), float(r[0])
-    idx = np.random.default_rng(seed).integers(0, r.size, size=(n_resamples, r.size))
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(np.median(r[idx], axis=1), [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
-def compare_paired(cand_rounds_ms: Sequence[float], base_rounds_ms: Sequence[float],
-                   confidence: float = CONFIDENCE) -> Comparison:
-    """Round medians (ms) of two interleaved sides, paired by index -> :class:`Comparison`
-    (method "paired"). A step change of the machine between rounds cancels in each pair; the
-    unpaired ``ratio_of_medians`` is kept beside it."""
-    a, b = np.asarray(cand_rounds_ms, dtype=float), np.asarray(base_rounds_ms, dtype=float)
-    if a.ndim != 1 or a.size == 0 or a.shape != b.shape:
-        raise ValueError(f"a paired comparison needs two equally long, non-empty lists of round medians; "
-                         f"got {a.shape} and {b.shape}")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
-        raise ValueError("round medians must be finite and > 0 (ms)")
-    cand_ms, base_ms = float(np.median(a)), float(np.median(b))
-    lo, hi = paired_ratio_ci(a, b, confidence)
-    return Comparison(
-        method="paired", unit="rounds", n_base=int(b.size), n_cand=int(a.size),
-        base_median_ms=base_ms, cand_median_ms=cand_ms, ratio=paired_ratio(a, b), ci_low=lo, ci_high=hi,
-        ratio_of_medians=cand_ms / base_ms, base_spread=rel_iqr(b), cand_spread=rel_iqr(a),
-        rounds_slower=int(np.sum(a > b)),
     )
 
 

@@ -237,6 +237,8 @@ def measure(
     config: TimingConfig = TimingConfig(),
     sync: Callable[[], object] | None = None,
     hooks: Any = None,
+    time_hook: Callable[[], float] | None = None,
+    stop_hook: Callable[[bool], bool] | None = None,
 ) -> Measurement:
     """Time ``fn()`` (one step per call): first call, warm-up until steady, then samples.
 
@@ -248,11 +250,22 @@ def measure(
     ``hooks`` (e.g. bench.core.trackers.SampleHooks): ``hooks.begin()`` is called right before
     the first sample (after the device has drained) and ``hooks.end(n)`` right after the last
     (n = samples taken), both outside every sample.
+
+    Two hooks let a caller with its own clock use this one loop (as torch.utils.benchmark's
+    ``_threaded_measurement_loop(time_hook, stop_hook)`` does):
+
+    * ``time_hook()`` replaces the device's clock for warm-up calls and samples: it runs the
+      step itself (e.g. a window of K training steps between barriers) and returns one sample
+      in ms. The first call is still ``fn()`` on the host clock.
+    * ``stop_hook(stop)`` is called once per warm-up call and once per sample with this
+      process's decision and returns the decision to act on, so that processes measuring
+      together (the ranks of a data-parallel case) stop together: all-reduce it.
     """
     if not callable(fn):
         raise TypeError(f"measure: fn must be a zero-argument callable, got {type(fn).__name__}")
-    if sync is not None and not callable(sync):
-        raise TypeError(f"measure: sync must be callable or None, got {type(sync).__name__}")
+    for name, hook in (("sync", sync), ("time_hook", time_hook), ("stop_hook", stop_hook)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"measure: {name} must be callable or None, got {type(hook).__name__}")
     if not isinstance(config, TimingConfig):
         raise TypeError(f"measure: config must be a TimingConfig, got {type(config).__name__}")
     dev = str(device)
@@ -264,8 +277,13 @@ def measure(
         raise RuntimeError(f"measure: device {dev!r} requested but {backend.unavailable_reason()}; "
                            "use device='cpu' or run on a machine that has it")
     with backend.current(dev):
-        timer = backend.timer(fn, sync, dev)
-        return _run(fn, dev, config, timer, sync, device_sync=lambda: backend.synchronize(dev), hooks=hooks)
+        timer = time_hook if time_hook is not None else backend.timer(fn, sync, dev)
+        return _run(fn, dev, config, timer, sync, device_sync=lambda: backend.synchronize(dev), hooks=hooks,
+                    agree=stop_hook or _alone)
+
+
+def _alone(stop: bool) -> bool:
+    return stop
 
 
 def _run(
@@ -276,6 +294,7 @@ def _run(
     sync: Callable[[], object] | None,
     device_sync: Callable[[], object] | None,
     hooks: Any = None,
+    agree: Callable[[bool], bool] = _alone,
 ) -> Measurement:
     pc = time.perf_counter
 
@@ -294,17 +313,17 @@ def _run(
     w, tol = cfg.warmup_window, cfg.warmup_tol
     need = max(cfg.warmup_min_iters, 2 * w)
     times: list[float] = []
-    steady = False
     t_w = pc()
     while True:
         k = len(times)
+        settled = False
         if k >= need:
             prev = statistics.median(times[-2 * w : -w])
             cur = statistics.median(times[-w:])
-            if abs(cur - prev) <= tol * prev:
-                steady = True
-                break
-        if k >= cfg.warmup_min_iters and pc() - t_w >= cfg.warmup_max_s:
+            settled = abs(cur - prev) <= tol * prev
+        spent = k >= cfg.warmup_min_iters and pc() - t_w >= cfg.warmup_max_s
+        if agree(settled or spent):
+            steady = settled
             break
         times.append(timed())
     warmup_s = pc() - t_w
@@ -320,32 +339,31 @@ def _run(
     min_n, max_n = cfg.min_samples, cfg.max_samples
     min_t, max_t, target = cfg.min_time_s, cfg.max_time_s, cfg.target_rel_ci
     next_check = max(min_n, MIN_N_FOR_CI)
-    reason = ""
     if hooks is not None:
         hooks.begin()
     t_s = pc()
     while True:
         append(timed())
         n = len(samples)
-        if n < min_n:
-            continue
-        elapsed = pc() - t_s
-        over_budget = elapsed >= max_t
-        if (
-            target > 0
-            and elapsed >= min_t
-            and n >= MIN_N_FOR_CI
-            and (n >= next_check or n >= max_n or over_budget)
-        ):
-            next_check = n + max(1, n // 20)  # re-check after ~5% more samples
-            if rel_ci_sorted(np.sort(np.asarray(samples))) < target:
-                reason = "precision"
-                break
-        if n >= max_n:
-            reason = "max_samples"
-            break
-        if over_budget:
-            reason = "time_budget"
+        reason = ""
+        if n >= min_n:
+            elapsed = pc() - t_s
+            over_budget = elapsed >= max_t
+            if (
+                target > 0
+                and elapsed >= min_t
+                and n >= MIN_N_FOR_CI
+                and (n >= next_check or n >= max_n or over_budget)
+            ):
+                next_check = n + max(1, n // 20)  # re-check after ~5% more samples
+                if rel_ci_sorted(np.sort(np.asarray(samples))) < target:
+                    reason = "precision"
+            if not reason and n >= max_n:
+                reason = "max_samples"
+            if not reason and over_budget:
+                reason = "time_budget"
+        if agree(bool(reason)):
+            reason = reason or "time_budget"  # another process's budget ran out first
             break
     if hooks is not None:
         hooks.end(len(samples))

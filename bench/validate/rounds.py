@@ -5,8 +5,9 @@ A round is one bench.core.timing.measure call (no warm-up: each side was warmed 
 before round 1) sampling for ``round_time_s`` (at least ``MIN_SAMPLES_PER_ROUND`` calls), or one
 ``torch.utils.benchmark.Timer.blocked_autorange(min_run_time=round_time_s)``. Rounds alternate
 which side goes first (bench.core.stats.interleave), each is reduced to its median, and the
-comparison is bench.core.stats.compare_paired: ratio = median of the paired round ratios,
-CI = bootstrap over rounds with pairs kept. The CI covers the noise *within* this process only.
+comparison is bench.core.ratios.compare_paired, the paired ratio every comparison of the
+harness uses: ratio = geometric mean of the paired round ratios, CI = Student's t on their logs.
+The CI covers the noise *within* this process only.
 
 Verdict: ``pass`` when |ratio - 1| <= tolerance (3%), else ``fail``: the bar is on the point
 estimate. ``ci`` says whether the CI lies ``inside`` the band, ``outside`` it, or ``straddles``
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core import stats
+from bench.core import ratios, stats
 from bench.core.timing import TimingConfig
 
 CHECKS = ("harness", "torchvision")
@@ -80,7 +81,7 @@ def compare_rounds(ours: Sequence[float], ref: Sequence[float], tolerance: float
     the band [1 - tolerance, 1 + tolerance]: verdict pass/fail, reason = where the CI lies."""
     if not (0 <= tolerance < 1):
         raise ValueError(f"compare_rounds: tolerance must be in [0, 1), got {tolerance!r}")
-    c = stats.compare_paired(ours, ref)
+    c = ratios.compare_paired(ours, ref)
     lo, hi, eps = 1.0 - tolerance, 1.0 + tolerance, 1e-12  # 1.03 computed as 103/100 must pass
     verdict = "pass" if lo - eps <= c.ratio <= hi + eps else "fail"
     if c.ci_low >= lo - eps and c.ci_high <= hi + eps:

@@ -8,15 +8,18 @@ tested on synthetic round medians, where the answer is known exactly."""
 
 from __future__ import annotations
 
+import math
+
 import csv
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from bench import validate as V
-from bench.core import stats
+from bench.core import ratios, stats
 from bench.cli import main
 from bench.core.timing import TimingConfig
 
@@ -51,11 +54,16 @@ def test_ratio_and_threshold(ours, verdict):
     assert c.cand_spread == 0 and c.base_spread == 0 and c.n_cand == 5
 
 
-def test_ratio_is_the_median_of_paired_round_ratios():
-    # per-round ratios 0.5, 0.537, 2.38, 0.49, 0.111 -> median 0.5; sides' medians 10 and 20
-    c = V.compare_rounds([10.0, 10.2, 50.0, 9.8, 10.0], [20.0, 19.0, 21.0, 20.0, 90.0])
+def test_ratio_is_the_geometric_mean_of_paired_round_ratios():
+    # per-round ratios 0.5, 0.537, 2.38, 0.49, 0.111; sides' medians 10 and 20
+    ours, ref = [10.0, 10.2, 50.0, 9.8, 10.0], [20.0, 19.0, 21.0, 20.0, 90.0]
+    c = V.compare_rounds(ours, ref)
     assert c.cand_median_ms == 10.0 and c.base_median_ms == 20.0 and c.ratio_of_medians == pytest.approx(0.5)
-    assert c.ratio == pytest.approx(0.5) and c.verdict == "fail" and c.ci_low <= 0.5 <= c.ci_high
+    logs = np.log(np.array(ours) / np.array(ref))
+    assert c.ratio == pytest.approx(math.exp(logs.mean()))
+    half = 2.7764451051977987 * logs.std(ddof=1) / math.sqrt(5)  # t(0.975, 4)
+    assert (c.ci_low, c.ci_high) == pytest.approx((math.exp(logs.mean() - half), math.exp(logs.mean() + half)))
+    assert c.verdict == "fail" and c.reason == "straddles"  # one wild round makes the interval honest, not narrow
 
 
 def test_pairing_cancels_a_step_change_of_the_machine():
@@ -64,15 +72,15 @@ def test_pairing_cancels_a_step_change_of_the_machine():
     ours = [73.0, 73.0, 73.0, 59.0, 59.0, 59.0, 59.0]
     ref = [73.0, 73.0, 73.0, 73.0, 59.0, 59.0, 59.0]
     c = V.compare_rounds(ours, ref)
-    assert c.ratio_of_medians == pytest.approx(59 / 73)
-    assert c.ratio == pytest.approx(1.0) and c.verdict == "pass"
+    assert c.ratio_of_medians == pytest.approx(59 / 73)  # unpaired: 19% off
+    assert c.ratio == pytest.approx((59 / 73) ** (1 / 7)) and c.verdict == "pass"  # paired: 3% off, within the band
+    assert c.reason == "straddles"  # and the odd round widens the interval
 
 
 def test_ci_straddles_when_rounds_disagree():
     c = V.compare_rounds([100.0, 108.0, 95.0, 101.0], [100.0, 99.0, 101.0, 100.0])
     assert c.verdict == "pass" and c.reason == "straddles"
     assert c.ci_low < 0.97 < c.ratio < 1.03 < c.ci_high
-    assert stats.paired_ratio_ci([1.0, 2.0], [1.0, 1.0]) == stats.paired_ratio_ci([1.0, 2.0], [1.0, 1.0])  # seeded
 
 
 @pytest.mark.parametrize("a,b", [([], []), ([1.0], [1.0, 2.0]), ([0.0], [1.0]), ([float("nan")], [1.0])])
@@ -132,7 +140,7 @@ def test_harness_check_end_to_end_tiny():
         assert r["status"] == "ok", r.get("error")
         assert set(V.HARNESS_COLUMNS) - {"error"} <= set(r)
         assert r["ratio_of_medians"] == pytest.approx(r["ours_ms"] / r["ref_ms"])
-        assert r["ratio"] == pytest.approx(stats.paired_ratio(r["ours_rounds_ms"], r["ref_rounds_ms"]))
+        assert r["ratio"] == pytest.approx(ratios.ratio_over_rounds(r["ours_rounds_ms"], r["ref_rounds_ms"]).ratio)
         assert r["verdict"] in ("pass", "fail") and r["threads"] == 1
         assert r["ours_samples"] >= 2 * 3 and r["ref_samples"] >= 2
 
@@ -183,7 +191,7 @@ def test_torchvision_check_end_to_end(tiny_torchvision, capsys):
         assert set(V.TORCHVISION_COLUMNS) - {"error"} <= set(r)
         assert r["max_abs_diff"] == 0.0  # same weights, same arithmetic: identical logits
         assert r["ratio_of_medians"] == pytest.approx(r["ours_ms"] / r["ref_ms"])
-        assert r["ratio"] == pytest.approx(stats.paired_ratio(r["ours_rounds_ms"], r["ref_rounds_ms"]))
+        assert r["ratio"] == pytest.approx(ratios.ratio_over_rounds(r["ours_rounds_ms"], r["ref_rounds_ms"]).ratio)
         assert r["reference"] == "torchvision.models.resnet18" and r["rounds"] == 2
         assert len(r["ours_round_samples_ms"]) == 2 and all(len(x) >= 3 for x in r["ours_round_samples_ms"])
         assert r["ours_faults_per_call"] >= 0 and r["ref_faults_per_call"] >= 0
