@@ -24,7 +24,7 @@ from bench.results import columns
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["run", "--models", "resnet18", "--batch-sizes", "1", "--image-sizes", "32", "--threads", "1",
         "--device", "cpu", "--max-time", "0.2", "--min-samples", "3", "--max-warmup", "0.5", "--quiet",
-        "--format", "json"]
+        "--format", "json", "--rounds", "1"]
 
 
 def sweep(tmp_path, *flags: str) -> list[dict]:

@@ -88,7 +88,7 @@ def main(session: Path) -> str:
     if log.is_file():
         tail = [ln for ln in log.read_text().splitlines() if ln.strip()][-1:]
         lines += ["## pytest -m gpu", "", f"`{tail[0] if tail else '(no output)'}`", ""]
-    runs = sorted(p.parent for p in session.glob("*/results.json"))
+    runs = sorted(p.parent for p in session.glob("*/rows.jsonl"))  # a time-boxed run killed midway has its log
     if runs:
         lines += ["## Runs", ""]
         for d in runs:

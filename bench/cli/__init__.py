@@ -1,6 +1,10 @@
 """`resnet-bench` command line: thin. One module per command (``add_parser`` + ``run``), shared
-flags in bench.cli.common_args. Bad input: one line on stderr, exit code 2; an internal error:
-one line, exit 1 (``--debug`` for the traceback)."""
+flags in bench.cli.common_args. Bad input: one line on stderr, exit code 2; an OS error (a path
+that cannot be read or written: permission, a read-only or full disk) is bad input too, one
+line naming the path; an internal error: one line, exit 1 (``--debug`` for the traceback).
+Every message is escaped for the terminal (bench.escape.terminal). A reader that closes the
+pipe early (``report ... | head``) ends the command as it ends standard tools: quietly, by
+SIGPIPE."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import os
 import sys
 import traceback
 
+from bench import escape
 from bench.cli import check, compare, list as list_cmd, profile, report, run, validate
 from bench.cli.common_args import Parser
 from bench.errors import UserError, one_line
@@ -40,7 +45,7 @@ def load_plugins() -> None:
         try:
             resnet_impl.load_plugins()
         except ValueError as e:
-            raise UserError(str(e)) from None
+            raise UserError(one_line(e).partition(": ")[2]) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,16 +60,45 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"resnet-bench: error: {e}", file=sys.stderr)
+        _error(f"resnet-bench: error: {' '.join(str(e).split())}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("resnet-bench: interrupted", file=sys.stderr)
+        _error("resnet-bench: interrupted")
         return 130
     except BrokenPipeError:
-        return 0
+        return _closed_pipe()
+    except OSError as e:  # a path we could not read or write: the user's to fix
+        from bench.results.files import os_error
+
+        if debug:
+            traceback.print_exc()
+        _error(f"resnet-bench: error: {os_error(e)}")
+        return EXIT_USAGE
     except Exception as e:  # internal error: one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"resnet-bench: internal error: {one_line(e, 300)} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        _error(f"resnet-bench: internal error: {one_line(e, 300)} (rerun with --debug for the traceback)")
         return 1
+
+
+def _error(text: str) -> None:
+    try:
+        print(escape.terminal(text), file=sys.stderr)
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _closed_pipe() -> int:
+    """Whoever read our stdout closed it: go quietly, as `cat` does (killed by SIGPIPE, exit
+    status 141 to a shell); where there is no SIGPIPE, exit 141."""
+    import signal
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error while Python flushes stdout
+    except (OSError, ValueError):
+        pass
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    return 128 + 13

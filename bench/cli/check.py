@@ -5,12 +5,12 @@ Exit 1 on a failed gate, 2 on bad input; ``--report-only`` always exits 0."""
 from __future__ import annotations
 
 import json
-import math
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from bench import escape
 from bench.cli import common_args as A
 from bench.errors import UserError
 
@@ -69,7 +69,7 @@ def run(args) -> int:
 
 
 def _log(quiet: bool = False):
-    return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    return (lambda msg: None) if quiet else (lambda msg: print(escape.terminal(msg), file=sys.stderr, flush=True))
 
 
 # ---------------------------------------------------------------- exact
@@ -87,38 +87,29 @@ def run_exact(args) -> int:
         print(f"wrote {n} variants to {path} in {time.perf_counter() - t0:.0f} s"
               + (f"; {len(changed)} changed" if changed is not None else ""))
         for line in changed or []:
-            print(f"  {line}")
+            print(escape.terminal(f"  {line}"))
         return 0
     table = exact.read_table(path)
     t0 = time.perf_counter()
     res = exact.check_exact(table, names, full=args.full, complete=not args.models, progress=log)
     took = time.perf_counter() - t0
     for line in res.notes:
-        print(f"note: {line}")
+        print(escape.terminal(f"note: {line}"))
     how = "fvcore recount" if args.full else "meta-device trace + recount of changed variants"
     if res.ok:
         print(f"exact gate: OK: {res.checked} variants match {path} ({how}, {took:.1f} s)")
         return 0
     print(f"exact gate: FAIL: {len(res.lines)} difference(s) from {path}:")
     for line in res.lines:
-        print(f"  {line}")
+        print(escape.terminal(f"  {line}"))
     print("If the change is intended, rewrite the table with `resnet-bench check --exact --update` and commit it.")
     return 1
 
 
 # ---------------------------------------------------------------- speed
 def parse_threshold(text: str) -> float:
-    """'5%' or '0.05' -> 0.05. A bare number >= 1 is ambiguous (5 = 5% or 500%?) and refused."""
-    s = str(text).strip()
-    try:
-        value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
-    except ValueError:
-        raise UserError(f"--threshold must be a percentage like 5% or a fraction like 0.05, got {text!r}") from None
-    if not s.endswith("%") and value >= 1:
-        raise UserError(f"--threshold {text!r} is ambiguous; write {s}% or {float(s) / 100:g}")
-    if not (math.isfinite(value) and 0 < value < 1):
-        raise UserError(f"--threshold must be above 0% and below 100%, got {text!r}")
-    return value
+    """'5%' or '0.05' -> 0.05 (bench.cli.common_args.parse_fraction)."""
+    return A.parse_fraction(text, "--threshold")
 
 
 def speed_cases(args, device: str) -> list:
@@ -162,12 +153,8 @@ def run_speed(args) -> int:
         return _recheck(args.recheck, threshold, args.alpha, args.report_only)
     if bool(args.base_ref) == bool(args.baseline):
         raise UserError("check --speed needs exactly one of --base-ref GIT_REF or --baseline RESULTS")
-    if args.out:
-        out_path = Path(args.out)
-        if out_path.is_dir():
-            raise UserError(f"--out {out_path} is a directory; give a file name like gate.json")
-        if not out_path.parent.exists():
-            raise UserError(f"--out: directory {out_path.parent} does not exist")
+    if args.out:  # before measuring: a gate's samples must have somewhere to go
+        A.check_output_file(args.out, "--out", replaceable=is_gate_doc)
     log = _log(args.quiet)
     A.check_threads(args.threads)
     device = devices.resolve_device(args.device or "auto")
@@ -182,7 +169,7 @@ def run_speed(args) -> int:
                              command=command, base_ref=args.base_ref, baseline=args.baseline, log=log)
     except UserError as e:
         if args.report_only:
-            print(f"speed gate (report only): skipped: {e}")
+            print(escape.terminal(f"speed gate (report only): skipped: {e}"))
             return 0
         raise
     code = speed.exit_code(doc["cases"])
@@ -195,17 +182,29 @@ def run_speed(args) -> int:
     return doc["exit_code"]
 
 
+def is_gate_doc(path: Path) -> bool:
+    """A file an earlier `check --speed --out` wrote (it may be replaced)."""
+    from bench.gates.speed import SPEED_FORMAT
+    from bench.results.files import read_head
+
+    return SPEED_FORMAT.encode() in read_head(path, 200)
+
+
 def _recheck(path: str, threshold: float, alpha: float, report_only: bool) -> int:
     from bench.gates import speed
     from bench.report.terminal import speed_gate_text
 
+    from bench.results.files import read_text
+
     p = Path(path)
+    if not p.exists():
+        raise UserError(f"--recheck: file not found: {p}")
     try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise UserError(f"--recheck: file not found: {p}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        doc = json.loads(read_text(p))
+    except json.JSONDecodeError as e:
         raise UserError(f"--recheck: cannot read {p} as JSON: {e}") from None
+    except RecursionError:
+        raise UserError(f"--recheck: {p}: JSON nested too deeply to be a speed-gate result") from None
     entries = speed.recheck(doc, threshold, alpha, source=str(p))
     code = speed.exit_code(entries)
     print(speed_gate_text(entries, threshold, alpha))

@@ -99,6 +99,21 @@ def check_seconds(value: float | None, flag: str, *, zero_ok: bool = False) -> N
         raise UserError(f"{flag} must be {what}, got {value:g}")
 
 
+def parse_fraction(text: str, flag: str) -> float:
+    """'5%' or '0.05' -> 0.05, strictly between 0 and 1. A bare number >= 1 is ambiguous (5 =
+    5% or 500%?) and refused."""
+    s = str(text).strip()
+    try:
+        value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
+    except ValueError:
+        raise UserError(f"{flag} must be a percentage like 5% or a fraction like 0.05, got {text!r}") from None
+    if not s.endswith("%") and value >= 1:
+        raise UserError(f"{flag} {text!r} is ambiguous; write {s}% or {float(s) / 100:g}")
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise UserError(f"{flag} must be above 0% and below 100%, got {text!r}")
+    return value
+
+
 # ---------------------------------------------------------------- output files
 def check_output_file(path: str, flag: str, replaceable=None) -> None:
     """UserError unless `path` can be written as a new file: not empty, not a directory, in an
@@ -107,10 +122,14 @@ def check_output_file(path: str, flag: str, replaceable=None) -> None:
     import os
     from pathlib import Path
 
+    from bench.results.files import refuse_special
+
     if not str(path).strip():
         raise UserError(f"{flag} must name a file, got an empty string")
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
+    if p.is_symlink():
+        refuse_special(p)
     if p.is_dir():
         raise UserError(f"{flag} {p} is a directory; give a file name like report.html")
     if not parent.is_dir():
@@ -118,6 +137,8 @@ def check_output_file(path: str, flag: str, replaceable=None) -> None:
         raise UserError(f"{flag} {p}: {parent} {what}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {p}: cannot write in {parent} (permission denied)")
+    if p.exists() and not p.is_file():
+        refuse_special(p)
     if p.exists() and not (replaceable and replaceable(p)):
         raise UserError(f"{flag} {p} exists and was not written by resnet-bench; not replacing it (choose another "
                         f"name or remove it)")

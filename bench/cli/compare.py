@@ -11,10 +11,10 @@ from bench.cli import common_args as A
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("compare", help="compare runs case by case: ratios to the first run with 95% CIs",
+    p = sub.add_parser("compare", help="compare runs case by case: ratios to the first run with 95%% CIs",
                        description="Join the runs' cases by their key (model, workload, batch, size, mode, device); "
                                    "for each shared case show each later run's latency ratio to the first run with "
-                                   "a 95% CI from the raw samples (Hodges-Lehmann, inverted Mann-Whitney: the speed "
+                                   "a 95%% CI from the raw samples (Hodges-Lehmann, inverted Mann-Whitney: the speed "
                                    "gate's statistics), the environments' differences, and the cases not in every "
                                    "run. A results.csv keeps no samples: its ratios are ratios of medians, no CI.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or results files (two or more; the "
@@ -55,7 +55,9 @@ def run(args) -> int:
     elif fmt == "csv":
         import pandas as pd
 
-        sys.stdout.write(pd.DataFrame(documents.compare_records(cmp)).to_csv(index=False))
+        from bench.escape import csv_frame
+
+        sys.stdout.write(csv_frame(pd.DataFrame(documents.compare_records(cmp))).to_csv(index=False))
     elif fmt == "markdown":
         sys.stdout.write("\n".join(markdown.render(t) for t in documents.compare_tables(cmp)))
     elif fmt == "table":

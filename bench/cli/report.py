@@ -31,12 +31,9 @@ def add_parser(sub) -> None:
 def is_report(path: Path) -> bool:
     """A file an earlier `--html` wrote (it may be replaced)."""
     from bench.report.html import GENERATOR
+    from bench.results.files import read_head
 
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f'<meta name="generator" content="{GENERATOR}' in f.read(4096)
-    except OSError:
-        return False
+    return f'<meta name="generator" content="{GENERATOR}'.encode() in read_head(path)
 
 
 def check_outputs(args) -> None:
@@ -72,16 +69,17 @@ def _gate_doc(path: str):
     """The speed-gate document at `path`, or None when it is not one."""
     from bench.gates.speed import SPEED_FORMAT
 
+    from bench.results.files import read_text
+
     p = Path(path)
     if not (p.is_file() and p.suffix == ".json"):
         return None
     try:
-        with open(p, encoding="utf-8") as f:
-            head = f.read(200)
-        if SPEED_FORMAT not in head:
+        text = read_text(p)
+        if SPEED_FORMAT not in text[:200]:
             return None
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        doc = json.loads(text)
+    except (UserError, json.JSONDecodeError, RecursionError):
         return None
     return doc if isinstance(doc, dict) and doc.get("format") == SPEED_FORMAT else None
 
@@ -91,39 +89,43 @@ def run(args) -> int:
     doc = _gate_doc(args.results)
     if doc is not None:
         return _gate(args, doc)
-    from bench.report import terminal
+    from bench.report import summary, terminal
     from bench.report.markdown import results_markdown
+    from bench.results.analysis import analyse
     from bench.results.files import json_safe
     from bench.store.load import load_results
 
     rs = load_results(args.results)
     for note in rs.notes:
         terminal.say(f"warning: {note}", "yellow")
-    df = rs.frame()
-    if args.baseline_model is not None and args.baseline_model not in set(df["model"]):
+    models = {r.get("model") for r in rs.rows}
+    if args.baseline_model is not None and args.baseline_model not in models:
         raise UserError(f"--baseline-model {args.baseline_model!r} is not in these results; "
-                        f"models: {', '.join(sorted(set(df['model'])))}")
+                        f"models: {', '.join(sorted(map(str, models)))}")
+    if not rs.records:
+        terminal.say(f"warning: {args.results} holds no rows yet (a run that has measured nothing)", "yellow")
+    analysis = analyse(rs.records, rs.env, rs.settings, rs.command, baseline=args.baseline_model,
+                       rows=rs.rows)  # analysed once: every format below renders this
     fmt = args.format or (None if (args.html or args.plots) else "table")
     if fmt == "json":
-        print(json.dumps(json_safe(rs.rows)))
+        print(json.dumps(json_safe(analysis.full_records())))
     elif fmt == "csv":
-        sys.stdout.write(df.to_csv(index=False))
+        sys.stdout.write(summary.csv_text(analysis))
     elif fmt == "markdown":
-        sys.stdout.write(results_markdown(df, rs.env, rs.command))
+        sys.stdout.write(results_markdown(analysis))
     elif fmt == "table":
-        terminal.show_results(df, args.baseline_model, cpu_count=rs.env.get("cpu_count"))
+        terminal.show_results(analysis)
     if args.html is None and args.plots is None:
         return 0
     from bench.report import documents, figures
 
-    figs = figures.run_figures(rs.rows, rs.env, rs.env.get("cpu_count"))
+    figs = figures.run_figures(analysis)
     page = None
     if args.html is not None:
         notes = list(rs.notes)
-        if not any(isinstance(r.get("samples_ms"), list) and r["samples_ms"] for r in rs.rows):
+        if not any(isinstance(r.get("samples_ms"), list) and r["samples_ms"] for r in rs.records):
             notes.append(f"{args.results} keeps no raw samples (a CSV keeps none): no latency distributions")
-        page = documents.run_html(rs.rows, rs.env, rs.command, f"resnet-bench report: {args.results}",
-                                  baseline_model=args.baseline_model, figures=figs, notes=notes)
+        page = documents.run_html(analysis, f"resnet-bench report: {args.results}", figures=figs, notes=notes)
     write_outputs(args, figs, page)
     return 0
 

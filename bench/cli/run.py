@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import json
-import math
 import os
 import shlex
 import signal
@@ -14,8 +12,9 @@ import sys
 from pathlib import Path
 
 from bench.cli import common_args as A
+from bench.cli.run_flags import (META_KEYS, _check_flags, _executor, _executor_options, build_sweep, default_out_dir,
+                                 default_threads, rounds_config, timing_config)
 from bench.errors import UserError
-from bench.store.rundir import check_path
 
 
 def add_parser(sub) -> None:
@@ -56,136 +55,17 @@ def add_parser(sub) -> None:
                    "(CPU: peak RSS, default half the available RAM; CUDA: peak allocated, default the GPU's own limit)")
     p.add_argument("--trace", metavar="DIR", help="write a torch.profiler Chrome trace of a few steps per case, and "
                    "its top kernels/operators, to DIR (after the timed samples)")
-    p.add_argument("--baseline-model", help="also show each variant's latency ratio to this variant")
+    p.add_argument("--rounds", type=int, metavar="N", help="measure in at most N rounds (default 10): each round "
+                   "measures every case still wanted in fresh processes, in a changing order")
+    p.add_argument("--budget", type=float, metavar="SECONDS", help="stop starting rounds when the next would not fit "
+                   "in this many seconds (default: 270 for quick, 240 for cifar, 3600 for full, 600 for a sweep of flags)")
+    p.add_argument("--target-ci", metavar="PCT", help="rounds go on until every ratio's 95%% CI half-width is below "
+                   "this (default 2%%)")
+    p.add_argument("--baseline-model", help="also show each variant's latency ratio to this variant (paired by round; "
+                   "rounds go on until these ratios are known too)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="json: stdout holds only the rows")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run, command_line=None)
-
-
-def build_sweep(args, device: str):
-    """Flags (over a preset's defaults) -> Sweep. The eager fp32 reference mode is always added:
-    speedups and output checks are relative to it."""
-    from bench.core.case import MIN_IMAGE_SIZE, REFERENCE_MODE, WORKLOADS, Sweep, check_sizes, expand_models, natural_size
-    from bench.core.presets import preset
-
-    p = preset(args.preset or "quick", device)
-    models = expand_models(args.models) if args.models is not None else expand_models(p["models"])
-    bss = A.parse_positive_ints(args.batch_sizes, "batch size") if args.batch_sizes is not None else p["batch_sizes"]
-    sizes = (A.parse_positive_ints(args.image_sizes, "image size", MIN_IMAGE_SIZE)
-             if args.image_sizes is not None else p["image_sizes"])
-    if any(getattr(args, f) is not None for f in ("layouts", "precisions", "compile")):
-        modes = A.parse_modes(args, dict(zip(("layout", "precision", "compile"), ([m] for m in REFERENCE_MODE))))
-    else:
-        modes = p["modes"]
-    if REFERENCE_MODE not in modes:
-        modes = (REFERENCE_MODE,) + tuple(modes)
-    workloads = (A.parse_choices(args.workloads, "workload", WORKLOADS) if args.workloads is not None
-                 else p["workloads"])
-    overrides = A.parse_overrides(args.overrides)
-    try:
-        natural = {m: natural_size(m, overrides) for m in models}
-    except ValueError as e:
-        raise UserError(f"invalid --set: {e}") from None
-    check_sizes(models, sizes or tuple(natural.values()), overrides)
-    ddp = A.parse_positive_ints(args.ddp, "--ddp world size") if args.ddp is not None else ()
-    if ddp and "train" not in workloads:
-        raise UserError("--ddp measures data-parallel training: add --workloads train")
-    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural, ddp)
-
-
-def timing_config(args):
-    from bench.core.timing import TimingConfig
-
-    kw = {}
-    if args.max_time is not None:
-        kw["max_time_s"] = args.max_time
-        kw["min_time_s"] = min(TimingConfig.min_time_s, args.max_time)
-    if args.min_time is not None:
-        kw["min_time_s"] = args.min_time
-    if args.min_samples is not None:
-        kw["min_samples"] = args.min_samples
-    if args.max_warmup is not None:
-        kw["warmup_max_s"] = args.max_warmup
-    try:
-        return TimingConfig(**kw)
-    except (ValueError, TypeError) as e:
-        raise UserError(str(e)) from None
-
-
-def default_out_dir(device: str, preset: str) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = Path("results") / "runs" / f"{stamp}-{device}-{preset}"
-    out, n = base, 1
-    while out.exists():  # never reuse an earlier run's directory
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
-
-
-def _executor(args) -> str:
-    if args.executor is not None and not args.isolate and args.executor != "inline":
-        raise UserError(f"--no-isolate means --executor inline; drop one of them (got --executor {args.executor})")
-    return "inline" if not args.isolate else (args.executor or "local")
-
-
-def _executor_options(args, name: str) -> dict:
-    if name == "ray":
-        return {"address": args.address or "local"}
-    if args.address is not None:
-        raise UserError(f"--address goes with --executor ray (got --executor {name})")
-    return {}
-
-
-# What a resume may change: where and how long cases may run, never what a row means.
-RESUME_MAY_CHANGE = ("--case-timeout", "--executor", "--address", "--no-isolate", "--no-memory-check",
-                     "--retry-failed")
-_RESUME_FIXED = {"preset": "--preset", "device": "--device", "threads": "--threads", "max_time": "--max-time",
-                 "min_time": "--min-time", "min_samples": "--min-samples", "max_warmup": "--max-warmup",
-                 "overrides": "--set", "weights": "--weights", "out": "--out", "trace": "--trace",
-                 "max_batch": "--max-batch", "max_batch_probes": "--max-batch-probes", "mem_cap_mb": "--mem-cap-mb",
-                 "ddp": "--ddp"}
-#: Keys of a run's saved settings that are not RunSettings fields.
-META_KEYS = ("planned_cases", "max_batch_search")
-
-
-def _check_flags(args) -> None:
-    """Every flag value that needs no measuring, before anything is written."""
-    if args.case_timeout is not None and not (math.isfinite(args.case_timeout) and args.case_timeout > 0):
-        raise UserError(f"--case-timeout must be a positive number of seconds, got {args.case_timeout:g}")
-    A.check_threads(args.threads)
-    if args.out is not None:
-        check_path(args.out)
-    if args.resume is not None:
-        check_path(args.resume)
-        fixed = [flag for dest, flag in _RESUME_FIXED.items() if getattr(args, dest) not in (None, [])]
-        fixed += ["--overwrite"] * args.overwrite + ["--oom-backoff"] * args.oom_backoff
-        fixed += ["--find-max-batch"] * args.find_max_batch
-        fixed += ["--" + f.replace("_", "-") for f in A.SWEEP_FLAGS if getattr(args, f) is not None]
-        if fixed:
-            raise UserError(f"--resume continues the saved sweep with its saved settings: drop the sweep flags and "
-                            f"settings ({', '.join(fixed)}: they change what a row means); a resume may change "
-                            f"only {', '.join(RESUME_MAY_CHANGE)}")
-    elif args.retry_failed:
-        raise UserError("--retry-failed goes with --resume DIR")
-    search_flags = [f for f, v in (("--max-batch", args.max_batch), ("--max-batch-probes", args.max_batch_probes),
-                                   ("--mem-cap-mb", args.mem_cap_mb)) if v is not None]
-    if search_flags and not args.find_max_batch:
-        raise UserError(f"{', '.join(search_flags)} go with --find-max-batch")
-    if args.find_max_batch and args.ddp is not None:
-        raise UserError("--find-max-batch searches one process's batch; it does not combine with --ddp")
-    if args.find_max_batch and args.batch_sizes is not None:
-        raise UserError("--find-max-batch chooses the batch sizes (the ladder up to each mode's max); drop --batch-sizes")
-    for flag, v in (("--max-batch", args.max_batch), ("--max-batch-probes", args.max_batch_probes)):
-        if v is not None and v < 1:
-            raise UserError(f"{flag} must be a positive integer, got {v}")
-    if args.mem_cap_mb is not None and not (math.isfinite(args.mem_cap_mb) and args.mem_cap_mb > 0):
-        raise UserError(f"--mem-cap-mb must be a positive number of MiB, got {args.mem_cap_mb:g}")
-    if args.trace is not None:
-        check_path(args.trace)
-        t = Path(args.trace)
-        if t.exists() and (not t.is_dir() or (any(t.iterdir()) and not args.overwrite)):
-            raise UserError(f"--trace {t}: {'not a directory' if not t.is_dir() else 'already holds files'}; "
-                            "choose another directory (or add --overwrite)")
 
 
 def run(args) -> int:
@@ -226,18 +106,21 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
     import torch
 
     from bench.core.case import Case
-    from bench.execute import Events, RunSettings, max_batch
+    from bench.execute import RunSettings
     from bench.report import terminal
-    from bench.results.files import json_safe
-    from bench.store.load import load_results
     from bench.store.rundir import RETRYABLE, ResultsWriter
 
     if args.resume is not None:
         # The saved run decides what is measured and how: its planned cases and its settings.
+        from bench.store.load import load_results
+
         out = Path(args.resume)
         prev = load_results(out)
         meta = dict(prev.settings)
         searched = (meta.pop("max_batch_search", None) or {}).get("results", [])
+        saved_rounds = meta.pop("rounds", None)
+        baseline = meta.pop("baseline_model", None)
+        meta.pop("rounds_end", None)
         try:
             planned = [Case.from_dict(d) for d in meta.pop("planned_cases", None) or []]
             settings = RunSettings.from_dict(meta)
@@ -245,6 +128,7 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
             raise UserError(f"{out}: its planned cases or settings are unreadable ({type(e).__name__}: {e})") from None
         if not planned:
             raise UserError(f"{out} does not record its planned cases; cannot resume it")
+        cfg = rounds_config(args, saved_rounds if isinstance(saved_rounds, dict) else {"max_rounds": 1})
         changes = {}
         if args.executor or not args.isolate:
             changes.update(isolate=isolate, executor=None if executor_name in ("local", "inline") else executor_name)
@@ -258,29 +142,36 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
         executor = executor_for(settings.executor_name)  # the saved one unless --executor says otherwise
         device = executor.resolve_device(planned[0].device)
         env = executor.environment(device, settings.threads or torch.get_num_threads())
+        env["threads_rule"] = prev.env.get("threads_rule")
         writer = ResultsWriter.resume(out, env, command, fingerprint=fingerprint, keys=scope,
                                       notice=lambda msg: terminal.say(f"note: {msg}", "yellow"))
         if args.retry_failed:
             n = writer.set_aside(RETRYABLE)
-            terminal.say(f"--retry-failed: {n} {'/'.join(RETRYABLE)} row(s) moved to retried.jsonl, measured again")
+            terminal.say(f"--retry-failed: {n} {'/'.join(RETRYABLE)} record(s) moved to retried.jsonl, measured again")
+        writer.update_settings(rounds=cfg.to_dict())
     else:
         executor = executor_for(executor_name)
         device = executor.resolve_device(args.device or "auto")
-        settings = RunSettings(timing=timing_config(args), threads=args.threads, isolate=isolate,
+        threads, threads_rule = default_threads(args, device)
+        settings = RunSettings(timing=timing_config(args), threads=threads, isolate=isolate,
                                executor=None if executor_name in ("local", "inline") else executor_name,
                                case_timeout_s=args.case_timeout, oom_backoff=args.oom_backoff,
                                overrides=A.parse_overrides(args.overrides),
                                weights=os.path.abspath(args.weights) if args.weights else None,
                                memory_check=not args.no_memory_check, env_scope=executor.env_scope,
-                               trace_dir=os.path.abspath(args.trace) if args.trace else None)
+                               trace_dir=os.path.abspath(args.trace) if args.trace else None,
+                               threads_rule=threads_rule)
         sweep = build_sweep(args, device)
-        if args.baseline_model is not None and args.baseline_model not in sweep.models:
-            raise UserError(f"--baseline-model {args.baseline_model!r} is not among the models of this sweep "
+        baseline = args.baseline_model
+        if baseline is not None and baseline not in sweep.models:
+            raise UserError(f"--baseline-model {baseline!r} is not among the models of this sweep "
                             f"({', '.join(sweep.models)})")
         A.validate_variants(sweep.models, settings.overrides, settings.weights)
+        cfg = rounds_config(args)
         planned = [] if args.find_max_batch else sweep.cases()
         searched = []
         env = executor.environment(device, settings.threads or torch.get_num_threads())
+        env["threads_rule"] = threads_rule
         out = Path(args.out) if args.out is not None else default_out_dir(
             device, (args.preset or "quick") if args.models is None else "custom")
         if settings.trace_dir:
@@ -288,47 +179,101 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
                 Path(settings.trace_dir).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise UserError(f"--trace {args.trace}: cannot create it: {e.strerror or e}") from None
-        meta = settings.to_dict() | {"planned_cases": [c.as_dict() for c in planned]}
+        meta = settings.to_dict() | {"planned_cases": [c.as_dict() for c in planned], "rounds": cfg.to_dict(),
+                                     "baseline_model": baseline}
         writer = ResultsWriter.create(out, env, meta, command, fingerprint=fingerprint(env, meta),
                                       overwrite=args.overwrite)
 
     executor.expect(writer.run_env, scope(writer.settings))
     previous_term = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
+    ended = "interrupted"
     try:
         if args.find_max_batch:
             planned, searched = _find_max_batch(args, sweep, executor, settings, writer)
-        results = {max_batch.target_key(r): r for r in searched}
-        done = writer.done_keys()
-        todo = [c for c in planned if c.key() not in done]
-        if args.resume is not None:
-            terminal.say(f"resuming {out}: {len(done)} case(s) done, {len(todo)} to measure")
-        progress = terminal.Progress(len(todo), quiet=args.quiet)
-
-        def on_row(row: dict) -> None:
-            writer.append(max_batch.stamp(row, results) if results else row)
-            progress.advance()
-
-        with progress, contextlib.redirect_stdout(sys.stderr):  # stdout holds only our output
-            executor.run(todo, settings, Events(row=on_row, start=lambda c: progress.describe(c.label())))
+        outcome = _measure(args, writer, executor, planned, settings, cfg, searched, baseline)
+        ended = outcome.reason
     except (KeyboardInterrupt, Terminated) as e:
-        terminal.say(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}: {len(writer.rows)} row(s) "
-                     f"kept in {out}; continue with: resnet-bench run --resume {shlex.quote(str(out))}")
+        analysis, kept = _finish(writer, ended, baseline)
+        terminal.say(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}: {kept} record(s) of "
+                     f"{len(analysis.rows)} case(s) kept in {out}; continue with: resnet-bench run --resume "
+                     f"{shlex.quote(str(out))}")
         return 143 if isinstance(e, Terminated) else 130
     except OSError as e:
-        terminal.say(f"resnet-bench: cannot write results to {out}: {e.strerror or e}; {len(writer.rows)} row(s) "
-                     f"kept; free space and continue with: resnet-bench run --resume {shlex.quote(str(out))}", "red")
+        try:  # the answer files from what was kept, if the disk lets us
+            _finish(writer, ended, baseline)
+        except (OSError, UserError):
+            pass
+        terminal.say(f"resnet-bench: cannot write results to {out}: {e.strerror or e}; {len(writer.records)} "
+                     f"record(s) kept; free space and continue with: resnet-bench run --resume "
+                     f"{shlex.quote(str(out))}", "red")
         return 1
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
 
-    df = writer.frame()
+    analysis, kept = _finish(writer, ended, baseline)
     if args.format == "json":
-        print(json.dumps(json_safe(writer.rows)))
+        print(json.dumps(json_safe_rows(analysis)))
     else:
-        terminal.show_results(df, args.baseline_model, cpu_count=env.get("cpu_count"))
-    terminal.say(f"results: {out}/results.csv, results.md, results.json ({len(df)} rows)")
+        terminal.show_results(analysis)
+    terminal.say(f"results: {out}/results.csv, results.md, results.json ({len(analysis.rows)} rows, "
+                 f"{kept} records in rows.jsonl; rounds ended: {ended})")
     return 0
+
+
+def json_safe_rows(analysis) -> list[dict]:
+    """The pooled rows as `--format json` prints them: every column, derived and raw ones included."""
+    from bench.results.files import json_safe
+
+    return json_safe(analysis.full_records())
+
+
+def _measure(args, writer, executor, planned, settings, cfg, searched, baseline):
+    """Measure the planned cases in rounds (bench.execute.rounds), each record appended to the
+    run's log as it arrives; returns how the rounds ended."""
+    from bench.execute import max_batch
+    from bench.execute.rounds import run_rounds
+    from bench.report import terminal
+    from bench.results.rounds import aggregate
+    from bench.results.views import needs_rounds, to_frame
+
+    results = {max_batch.target_key(r): r for r in searched}
+    done = writer.done()
+    todo = sum(1 for c in planned if f"{c.key()}#1" not in done)
+    if args.resume is not None:
+        terminal.say(f"resuming {writer.out}: {len({k.rsplit('#', 1)[0] for k in done})} case(s) measured, "
+                     f"{todo} to measure")
+    cpu_count = writer.run_env.get("cpu_count")
+    progress = terminal.Progress(todo, quiet=args.quiet)
+
+    def on_record(side: str, record: dict) -> None:
+        writer.append(max_batch.stamp(record, results) if results else record)
+        progress.advance()
+
+    def wanted(seen, round_no: int) -> set[str]:
+        return needs_rounds(to_frame(aggregate(seen[""])), cfg.target_rel_ci, baseline, cpu_count)
+
+    def on_round(round_no: int, visits: int) -> None:
+        progress.restart(visits, f"round {round_no}")
+
+    with progress, contextlib.redirect_stdout(sys.stderr):  # stdout holds only our output
+        return run_rounds({"": executor}, planned, settings, cfg, on_record, records={"": writer.records},
+                          wanted=wanted, on_round=on_round,
+                          on_start=lambda side, r, c: progress.describe(f"round {r}: {c.label()}"))
+
+
+def _finish(writer, ended: str, baseline):
+    """How the rounds ended into run.json, then the answer files and the analysis from the
+    records the log holds (read back: the log, not this process's memory, is the truth)."""
+    from bench.report import summary
+    from bench.results.analysis import analyse
+    from bench.store.load import load_results
+
+    writer.update_settings(rounds_end={"reason": ended})
+    records = load_results(writer.out / "rows.jsonl").records
+    analysis = analyse(records, writer.run_env, writer.settings, writer.command, baseline=baseline)
+    summary.write(writer.out, writer.meta(), analysis, records)
+    return analysis, len(records)
 
 
 def _find_max_batch(args, sweep, executor, settings, writer):

@@ -64,3 +64,42 @@ def peak_rss_bytes() -> int:
         return int(getattr(info, "peak_wset", info.rss))
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(ru) if sys.platform == "darwin" else int(ru) * 1024
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (its affinity mask): SMT siblings
+    (hyperthreads) of one core count once (Linux sysfs topology; elsewhere the usable CPUs)."""
+    import os
+
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        base = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((base.joinpath("physical_package_id").read_text().strip(),
+                       base.joinpath("core_id").read_text().strip()))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+#: How many cores the default thread count leaves to the harness, the OS and other tenants.
+RESERVED_CORES = 1
+
+
+def default_threads() -> tuple[int, str]:
+    """The thread count a CPU measurement uses when --threads is not given, and the rule, as
+    it is recorded in every row (``threads_rule``).
+
+    All physical cores this process may use but one. torch's default takes every physical
+    core; then any other runnable process (the harness's own parent, a daemon, a neighbour's
+    job on a shared VM) deschedules one of torch's threads, and every parallel region waits
+    at its barrier for it: on this project's 2-core VM resnet50 went from 40 ms to 2.6 s per
+    call that way. One core left free absorbs that; on a machine with many cores it costs
+    one core's share (results/threads/ has the measurement behind the rule)."""
+    cores = physical_cores()
+    n = max(1, cores - RESERVED_CORES)
+    return n, f"{n} = {cores} physical core(s) this process may use - {RESERVED_CORES} left to the OS and other work"

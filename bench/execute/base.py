@@ -26,6 +26,7 @@ class RunSettings:
 
     timing: TimingConfig = field(default_factory=TimingConfig)
     threads: int | None = None  # torch.set_num_threads in the measuring process; None = torch's default
+    threads_rule: str | None = None  # how `threads` was chosen (recorded in every row's environment)
     isolate: bool = True  # a fresh process per model group (False: the inline executor)
     case_timeout_s: float | None = None
     oom_backoff: bool = False
@@ -64,6 +65,8 @@ class RunSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> RunSettings:
+        """From :meth:`to_dict` or :meth:`to_payload`; a key this revision does not know (a newer
+        tree's setting) is a TypeError naming it."""
         d = dict(d)
         d["timing"] = TimingConfig(**d.get("timing", {}))
         return cls(**d)

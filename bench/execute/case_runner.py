@@ -13,9 +13,11 @@ returns the largest batch that fits (bench.core.batch_search) as a row.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import os
+import sys
 import time
 import traceback
 from typing import Any
@@ -71,11 +73,7 @@ class CaseRunner:
     output per input shape."""
 
     def __init__(self, settings: RunSettings):
-        import torch
-
         self.settings = settings
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
         self._models: dict[str, Any] = {}
         self._footprints: dict[tuple[str, int], Any] = {}
         self._profiles: dict[tuple[str, int], dict] = {}
@@ -161,7 +159,13 @@ class CaseRunner:
     # -- one case -----------------------------------------------------------------
     def run(self, case: Case) -> dict[str, Any]:
         """Measure one case; never raises for a failure of the case itself (it becomes the row's
-        status and error). With oom_backoff, an OOM retries with half the batch (ok-reduced)."""
+        status and error). With oom_backoff, an OOM retries with half the batch (ok-reduced).
+        The process's torch settings the case changes (its thread count, inductor's freezing)
+        are restored after it: the inline executor measures in the caller's process."""
+        with torch_settings(self.settings.threads):
+            return self._run(case)
+
+    def _run(self, case: Case) -> dict[str, Any]:
         row = base_row(case, "ok")
         row["load_avg_1m"] = load_avg()
         if case.ddp:  # never measured as a plain case under a data-parallel key
@@ -346,6 +350,28 @@ class CaseRunner:
         if res.max_batch is None:
             row.update(status="oom", error=f"no batch from {case.batch_size} fits: {res.probes[-1].why}")
         return row
+
+
+@contextlib.contextmanager
+def torch_settings(threads: int | None):
+    """torch's thread count set to `threads` (when given) for the block, and it and inductor's
+    ``freezing`` (set by bench.core.modes.prepare for a compiled case) restored after, as
+    torch.utils.benchmark's ``set_torch_threads`` does. Inductor is not imported for it."""
+    import torch
+
+    before = torch.get_num_threads()
+    config = sys.modules.get("torch._inductor.config")
+    freezing = config.freezing if config is not None else None
+    if threads and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+        config = sys.modules.get("torch._inductor.config")
+        if config is not None:
+            config.freezing = bool(freezing) if freezing is not None else False
 
 
 #: Steps a max-batch probe runs (the first allocates optimizer state, later ones are steady).

@@ -7,13 +7,14 @@ Method (every rank in lockstep; NCCL on CUDA with one GPU per rank, gloo on CPU)
 1. The model is built with the run's seed, wrapped in DistributedDataParallel and given the
    case's mode (bench.core.modes.prepare: layout, autocast, torch.compile); each rank trains
    on its own fixed random batch of ``batch_size`` images (batch per rank).
-2. Warm-up, outside every timed window: the first step (compilation) is timed apart, then
-   windows of K = :data:`STEPS` steps until two windows agree within the timing config's
-   ``warmup_tol`` (or ``warmup_max_s`` is spent: ``steady=False``).
-3. Timed windows: ``barrier``, synchronize, K steps, synchronize. Each rank times the window
-   by its own clock; ``all_reduce(MAX)`` gives the slowest rank's time, and one sample is that
-   time / K (ms per step). Windows continue under the timing config's rules (min/max samples
-   and time, the median's CI), applied to the reduced samples, so every rank stops together.
+2. The harness's one sampling loop (bench.core.timing.measure) with this case's own clock:
+   its ``time_hook`` is a window (``barrier``, synchronize, K = :data:`STEPS` steps,
+   synchronize), timed by each rank's clock and reduced with ``all_reduce(MAX)``, one sample =
+   the slowest rank's time / K (ms per step); its ``stop_hook`` all-reduces each decision, so
+   every rank ends warm-up and sampling together. The first step (compilation) is timed apart;
+   warm-up runs until two consecutive windows agree within the timing config's ``warmup_tol``
+   (or ``warmup_max_s`` is spent: ``steady=False``); sampling follows the timing config's rules
+   (min/max samples and time, the median's CI).
 4. Images/s = world_size x batch_per_rank x K / max time (at the median sample). Each rank's
    own median step time is gathered (``rank_step_ms``), so a straggler shows.
 
@@ -103,7 +104,9 @@ def _run(case, settings, rank: int, local_rank: int, world: int) -> dict:
     from bench.core import env as E
     from bench.execute.case_runner import CaseRunner, base_row, load_avg, spec_columns
 
-    runner = CaseRunner(settings)  # sets the thread count
+    runner = CaseRunner(settings)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     threads = torch.get_num_threads()
     cuda = case.device.startswith("cuda")
     device = f"cuda:{local_rank}" if cuda else case.device
@@ -138,17 +141,14 @@ def _run(case, settings, rank: int, local_rank: int, world: int) -> dict:
 def _measure(case, settings, runner, device: str, rank: int) -> dict:
     import copy
     import dataclasses
-    import gc
 
     import numpy as np
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from bench.core import devices, modes
-    from bench.core.stats import MIN_N_FOR_CI, rel_ci_sorted, summarize
+    from bench.core import devices, modes, timing
 
-    cfg = settings.timing
     dev = devices.backend(device)
     rcase = dataclasses.replace(case, device=device)
     base = runner.base_model(case.model)
@@ -158,72 +158,50 @@ def _measure(case, settings, runner, device: str, rank: int) -> dict:
     fmt = getattr(torch, modes.layout(case.layout).memory_format)
     model = copy.deepcopy(base).to(device).to(memory_format=fmt)  # the layout before DDP builds its buckets
     ddp_model = DDP(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
-
-    def sync() -> None:
-        dev.synchronize(device)
+    on = device if device.startswith("cuda") else "cpu"
 
     def reduced(values: list[float], op=dist.ReduceOp.MAX) -> list[float]:
-        t = torch.tensor(values, dtype=torch.float64, device=device if device.startswith("cuda") else "cpu")
+        t = torch.tensor(values, dtype=torch.float64, device=on)
         dist.all_reduce(t, op=op)
         return t.tolist()
 
+    own: list[float] = []  # this rank's ms per step, one per window
+
+    def window() -> float:
+        """The time hook: barrier, K steps timed by this rank's clock, the slowest rank's time."""
+        dist.barrier()
+        dev.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(STEPS):
+            step()
+        dev.synchronize(device)
+        mine = (time.perf_counter() - t0) / STEPS * 1e3
+        own.append(mine)
+        (slowest,) = reduced([mine])
+        return slowest
+
+    def agree(stop: bool) -> bool:
+        """The stop hook: every rank stops when any rank would (its clock ran out first)."""
+        (any_stop,) = reduced([1.0 if stop else 0.0])
+        return any_stop > 0
+
+    # warm-up compares two consecutive windows of K steps (a window of windows would be 5 x K)
+    cfg = dataclasses.replace(settings.timing, warmup_window=1, warmup_min_iters=2)
     with modes.precision_context(rcase):
         step = modes.prepare(ddp_model, rcase, x, y).step
-
-        def window(k: int) -> float:
-            sync()
-            t0 = time.perf_counter()
-            for _ in range(k):
-                step()
-            sync()
-            return time.perf_counter() - t0
-
         dev.reset_peak_memory(device)
         dist.barrier()
-        (first_s,) = reduced([window(1)])
-        warm: list[float] = []
-        while True:
-            (w,) = reduced([window(STEPS)])
-            warm.append(w)
-            if len(warm) >= 2 and abs(warm[-1] - warm[-2]) <= cfg.warmup_tol * warm[-2]:
-                steady = True
-                break
-            if len(warm) >= 2 and sum(warm) >= cfg.warmup_max_s:
-                steady = False
-                break
-        gc.collect()
-        samples: list[float] = []  # ms per step of the slowest rank, one per window
-        own: list[float] = []  # this rank's ms per step
-        total, reason = 0.0, ""
-        while True:
-            dist.barrier()
-            mine = window(STEPS)
-            (slowest,) = reduced([mine])
-            own.append(mine / STEPS * 1e3)
-            samples.append(slowest / STEPS * 1e3)
-            total += slowest
-            n = len(samples)
-            if n < cfg.min_samples:
-                continue
-            if n >= cfg.max_samples:
-                reason = "max_samples"
-                break
-            if (cfg.target_rel_ci > 0 and total >= cfg.min_time_s and n >= MIN_N_FOR_CI
-                    and rel_ci_sorted(np.sort(np.asarray(samples))) < cfg.target_rel_ci):
-                reason = "precision"
-                break
-            if total >= cfg.max_time_s:
-                reason = "time_budget"
-                break
-        per_rank = [torch.zeros(1, dtype=torch.float64, device=device if device.startswith("cuda") else "cpu")
-                    for _ in range(dist.get_world_size())]
-        dist.all_gather(per_rank, torch.tensor([float(np.median(own))], dtype=torch.float64,
-                                               device=per_rank[0].device))
+        m = timing.measure(step, device=device, config=cfg, time_hook=window, stop_hook=agree)
+        samples = list(m.samples_ms)
+        own = own[-len(samples):]  # the sampled windows' own times (warm-up windows dropped)
+        per_rank = [torch.zeros(1, dtype=torch.float64, device=on) for _ in range(dist.get_world_size())]
+        dist.all_gather(per_rank, torch.tensor([float(np.median(own))], dtype=torch.float64, device=on))
         (peak,) = reduced([dev.peak_memory_mb(device)])
+        (first_s,) = reduced([m.first_call_s])
     rank_ms = [t.item() for t in per_rank]
-    out = summarize(samples, noisy_rel_iqr=cfg.noisy_rel_iqr)
-    out.update(samples_ms=samples, warmup_iters=len(warm) * STEPS, warmup_s=sum(warm), first_call_s=first_s,
-               compile_s=first_s if case.compile != "none" else None, steady=steady, stop_reason=reason,
+    out = m.to_dict()
+    out.update(samples_ms=samples, warmup_iters=m.warmup_iters * STEPS, first_call_s=first_s,
+               compile_s=first_s if case.compile != "none" else None,
                rank_step_ms=rank_ms, rank_step_ms_min=min(rank_ms), rank_step_ms_max=max(rank_ms),
                peak_mem_mb=peak)
     return out

@@ -110,8 +110,10 @@ class RayExecutor(Executor):
 
     @staticmethod
     def _reachable(ray, address: str) -> str:
-        """The cluster's host:port for `address` (auto: RAY_ADDRESS or the cluster started here),
-        checked to accept connections: Ray itself would retry an unreachable one for minutes."""
+        """What to hand ``ray.init`` for `address`, checked first to accept connections (Ray
+        itself would retry an unreachable one for minutes): ``auto`` as it is (Ray resolves it
+        to the cluster started here or RAY_ADDRESS, and joins it by the address that cluster
+        recorded, which the resolved host:port need not be on this machine); else host:port."""
         if address.startswith("ray://"):
             return address
         try:
@@ -130,7 +132,7 @@ class RayExecutor(Executor):
             raise UserError(f"--address {address}: no Ray cluster answers at {at} "
                             f"({getattr(e, 'strerror', None) or e}); start one with `ray start --head`, "
                             "or check the address") from None
-        return resolved
+        return address if address == "auto" else resolved
 
     def close(self) -> None:
         if self._started and self._ray is not None:

@@ -51,7 +51,9 @@ def _environment(device: str, settings) -> dict:
     from bench.errors import one_line
 
     try:
-        return env.collect(device, settings.threads or torch.get_num_threads())
+        out = env.collect(device, settings.threads or torch.get_num_threads())
+        out["threads_rule"] = settings.threads_rule
+        return out
     except Exception as exc:
         return {"host": platform.node(), "env_error": one_line(exc)}
 

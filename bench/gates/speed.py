@@ -1,14 +1,19 @@
 """The speed gate: is a candidate's median latency significantly slower than a base's?
 
-The unit of comparison is one measuring **process** (a "round"): on a shared machine the
-samples within one process are correlated (CPU placement, memory layout, a neighbour's job),
-so pooling thousands of samples as if independent makes tiny process-level differences look
-significant. With a git base both sides run in ``rounds`` fresh worker processes each,
-interleaved (bench.core.stats.interleave), and each round is reduced to its median. The
-statistics are bench.core.stats.compare_unpaired: ratio = Hodges-Lehmann shift of log latency,
-its CI = the inverted Mann-Whitney test, p = one-sided Mann-Whitney U. Against saved samples
-(one earlier process) the unit falls back to raw samples pooled per side, which is only as
-trustworthy as the two runs are comparable.
+The gate is one user of the harness's measuring engine (bench.execute.rounds): with a git base
+both trees are *sides* of the same rounds, each round measuring every case once on each side
+in a fresh worker process of that side's tree, the sides' order alternating from round to
+round. The unit of comparison is the round: on a shared machine the samples within one
+process are correlated (CPU placement, memory layout, a neighbour's job), so pooling thousands
+of samples as if independent makes tiny process-level differences look significant; and the
+two sides of one round ran back to back, so a change of the machine between rounds cancels in
+their ratio. Each round is reduced to its median and the comparison is the paired ratio every
+comparison of the harness uses (bench.core.ratios.compare_paired): ratio = geometric mean of
+the per-round ratios candidate / base, CI = Student's t on their logs, p = the one-sided
+paired t test. Against saved samples (an earlier run, not interleaved with this one) nothing
+pairs: the unpaired statistics of bench.core.stats.compare_unpaired (Hodges-Lehmann ratio,
+inverted Mann-Whitney CI) on per-process medians, or on raw samples pooled per side when a
+side has fewer than 3 processes, which is only as trustworthy as the two runs are comparable.
 
 Decision (:func:`decide`): **regression when p < alpha AND the CI's upper bound > 1 +
 threshold**: significantly slower, and a slowdown of at least the threshold is not ruled out.
@@ -28,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench.core import stats
 from bench.core.case import Case
@@ -58,10 +65,22 @@ def decide(c: stats.Comparison, threshold: float, alpha: float) -> stats.Compari
     return c.decided("no-change", f"no significant slowdown (p={c.p_slower:.2g} >= {alpha:g})")
 
 
-def compare(base_rounds: Sequence[Sequence[float]], cand_rounds: Sequence[Sequence[float]], *,
-            threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> stats.Comparison:
-    """Per-process sample lists of the two sides -> the decided comparison."""
-    return decide(stats.compare_unpaired(base_rounds, cand_rounds), threshold, alpha)
+def compare(base_rounds: Sequence[Sequence[float] | None], cand_rounds: Sequence[Sequence[float] | None], *,
+            threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA, paired: bool = True) -> stats.Comparison:
+    """Per-round sample lists of the two sides -> the decided comparison: `paired` (both sides
+    measured in the same rounds; None where a round measured nothing on a side) round by round
+    over the rounds both measured, when there are at least two; else unpaired (a saved
+    baseline)."""
+    from bench.core import ratios
+
+    if paired and len(base_rounds) == len(cand_rounds):
+        pairs = [(b, c) for b, c in zip(base_rounds, cand_rounds) if b and c]
+        if len(pairs) >= 2:
+            base_ms = [float(np.median(b)) for b, _ in pairs]
+            cand_ms = [float(np.median(c)) for _, c in pairs]
+            return decide(ratios.compare_paired(cand_ms, base_ms), threshold, alpha)
+    return decide(stats.compare_unpaired([b for b in base_rounds if b], [c for c in cand_rounds if c]),
+                  threshold, alpha)
 
 
 def gate_settings(device: str, *, threads: int | None = None, round_time_s: float | None = None,
@@ -94,41 +113,47 @@ def gate_settings(device: str, *, threads: int | None = None, round_time_s: floa
 @dataclass
 class CaseSamples:
     case: Case
-    base: list[list[float]] = field(default_factory=list)  # samples per round
-    cand: list[list[float]] = field(default_factory=list)
+    base: list[list[float] | None] = field(default_factory=list)  # samples per round (None: none measured)
+    cand: list[list[float] | None] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
 def measure_rounds(cases: list[Case], settings: RunSettings, rounds: int, sides: dict[str, str | None],
                    log: Callable[[str], None]) -> dict[str, CaseSamples]:
-    """`rounds` interleaved rounds; a round runs each side of `sides` ({"base": code_root,
-    "cand": code_root}, None = this installation) once, in its own worker process(es)."""
+    """`rounds` rounds of the engine (bench.execute.rounds.run_rounds), every case each round on
+    every side of `sides` ({"base": code_root, "cand": code_root}, None = this installation),
+    each side's cases in its own worker process(es)."""
     from bench.execute.local import LocalExecutor
+    from bench.execute.rounds import RoundsConfig, run_rounds
 
     out = {c.key(): CaseSamples(c) for c in cases}
+    for cs in out.values():
+        for name in sides:
+            getattr(cs, name).extend([None] * rounds)
 
-    def side(name: str, code_root: str | None) -> Callable[[], None]:
-        executor = LocalExecutor(code_root=code_root)
-        done = {"rounds": 0}
+    def on_record(side: str, row: dict) -> None:
+        cs = out.get(Case.from_row(row).key())
+        if cs is None:
+            return
+        r = int(row["round"])
+        if row.get("status") == "ok" and row.get("samples_ms"):
+            getattr(cs, side)[r - 1] = list(row["samples_ms"])
+        else:
+            cs.errors.append(f"{side} round {r}: {row.get('status')}: {row.get('error') or 'no samples'}")
 
-        def on_row(row: dict) -> None:
-            cs = out.get(Case.from_row(row).key())
-            if cs is None:
-                return
-            if row.get("status") == "ok" and row.get("samples_ms"):
-                getattr(cs, name).append(list(row["samples_ms"]))
-            else:
-                cs.errors.append(f"{name} round {done['rounds'] + 1}: {row.get('status')}: "
-                                 f"{row.get('error') or 'no samples'}")
+    started: dict[tuple[str, int], float] = {}
 
-        def one_round() -> None:
-            executor.run(cases, settings, Events(on_row))
-            done["rounds"] += 1
+    def on_start(side: str, r: int, case: Case) -> None:
+        if (side, r) not in started:
+            started[(side, r)] = time.perf_counter()
+            log(f"round {r}/{rounds} {side}")
 
-        return one_round
-
-    stats.interleave({n: side(n, root) for n, root in sides.items()}, rounds,
-                     on_step=lambda r, n, s: log(f"round {r + 1}/{rounds} {n}: {s:.1f} s"))
+    executors = {name: LocalExecutor(code_root=root) for name, root in sides.items()}
+    # every round measures every case on both sides: no early stop (equal rounds keep the test exact)
+    config = RoundsConfig(max_rounds=rounds, min_rounds=rounds)
+    # the gate's settings time only already; the same payload every round, so a base tree of an
+    # older revision never sees a setting it does not know
+    run_rounds(executors, cases, settings, config, on_record, on_start=on_start, settings_for=lambda s, r: s)
     return out
 
 
@@ -171,12 +196,12 @@ def baseline_samples(path: str, cases: list[Case], env: dict, log: Callable[[str
     return out
 
 
-def judge(base, cand, errors, threshold: float, alpha: float) -> dict[str, Any]:
+def judge(base, cand, errors, threshold: float, alpha: float, paired: bool = True) -> dict[str, Any]:
     """One case's entry: verdict, reason and the comparison (None when a side has no samples)."""
-    if not base or not cand:
+    if not any(base or []) or not any(cand or []):
         why = "; ".join(errors[:2]) or "no samples"
         return {"verdict": "error", "reason": f"could not measure: {why}", "comparison": None}
-    c = compare(base, cand, threshold=threshold, alpha=alpha)
+    c = compare(base, cand, threshold=threshold, alpha=alpha, paired=paired)
     return {"verdict": c.verdict, "reason": c.reason, "comparison": c.as_dict()}
 
 
@@ -205,7 +230,7 @@ def run_gate(cases: list[Case], settings: RunSettings, *, rounds: int, threshold
     from bench.gates import git
 
     doc: dict[str, Any] = {
-        "format": SPEED_FORMAT, "version": 1, "command": command,
+        "format": SPEED_FORMAT, "version": 2, "command": command,
         "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": env, "threshold": threshold, "alpha": alpha, "confidence": stats.CONFIDENCE,
         "rule": RULE, "settings": settings.to_dict(), "rounds": rounds,
@@ -229,12 +254,13 @@ def run_gate(cases: list[Case], settings: RunSettings, *, rounds: int, threshold
         measured = measure_rounds(cases, settings, rounds, {"cand": None}, log)
         for k, cs in measured.items():
             cs.base = base[k]
+            cs.cand = [c for c in cs.cand if c]  # unpaired against a saved run
     doc["wall_s"] = time.perf_counter() - t0
     doc["cases"] = []
     for cs in measured.values():
         entry = {"case": cs.case.as_dict(), "label": cs.case.label(), "base_rounds": cs.base,
                  "candidate_rounds": cs.cand, "errors": cs.errors}
-        entry.update(judge(cs.base, cs.cand, cs.errors, threshold, alpha))
+        entry.update(judge(cs.base, cs.cand, cs.errors, threshold, alpha, paired=base_ref is not None))
         doc["cases"].append(entry)
     return doc
 
@@ -243,11 +269,13 @@ def recheck(doc: Any, threshold: float, alpha: float, source: str = "") -> list[
     """Re-decide a saved gate document from its raw samples (with this threshold and alpha)."""
     if not isinstance(doc, dict) or doc.get("format") != SPEED_FORMAT or not isinstance(doc.get("cases"), list):
         raise UserError(f"--recheck: {source} is not a speed-gate result (written by check --speed --out)")
+    paired = isinstance(doc.get("base"), dict) and doc["base"].get("kind") == "git" and doc.get("version", 1) >= 2
     out = []
     for e in doc["cases"]:
         try:
             r = {"label": e["label"]}
-            r.update(judge(e["base_rounds"], e["candidate_rounds"], e.get("errors", []), threshold, alpha))
+            r.update(judge(e["base_rounds"], e["candidate_rounds"], e.get("errors", []), threshold, alpha,
+                           paired=paired))
         except (KeyError, TypeError, ValueError) as err:
             raise UserError(f"--recheck: malformed case in {source}: {err}") from None
         out.append(r)

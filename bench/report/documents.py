@@ -14,35 +14,35 @@ from bench.report.tables import Table, fmt
 # ------------------------------------------------------------------ a run
 
 
-def run_tables(df, baseline_model: str | None, cpu_count: int | None) -> list[Table]:
-    """Results (untrusted speedups marked), best mode per variant among reliable rows, and
-    latency ratios to `baseline_model` (default: the first model, when there are several)."""
+def run_tables(analysis) -> list[Table]:
+    """Results (speedups with their intervals, untrusted ones marked), best mode per variant
+    among trusted speedups, and latency ratios to the baseline variant (the analysis's, else
+    the first model when there are several)."""
     from bench.results import views
 
-    view = views.with_speedup(df, cpu_count)
-    out = [tables.results(view.to_dict("records"), lambda r: views.busy(r, cpu_count))]
-    best = views.best_modes(df, cpu_count)
-    if not best.empty:
-        out.append(tables.best_modes(best))
-    models = list(dict.fromkeys(df["model"]))
-    baseline = baseline_model or (models[0] if len(models) > 1 else None)
-    if baseline:
-        out.append(tables.ratios(views.ratio_to_baseline(df, baseline, cpu_count), baseline))
+    cpu_count = analysis.cpu_count
+    out = [tables.results(analysis.records, lambda r: views.busy(r, cpu_count))]
+    if not analysis.best.empty:
+        out.append(tables.best_modes(analysis.best))
+    ratios, baseline = analysis.ratios, analysis.baseline
+    if ratios is None and not analysis.frame.empty:
+        models = list(dict.fromkeys(analysis.frame["model"]))
+        if len(models) > 1:
+            baseline = models[0]
+            ratios = views.ratio_to_baseline(analysis.frame, baseline, cpu_count)
+    if ratios is not None:
+        out.append(tables.ratios(ratios, baseline))
     return out
 
 
-def run_html(rows: Sequence[Mapping], env: Mapping, command: str, title: str, *, baseline_model: str | None = None,
-             figures: Sequence = (), notes: Sequence[str] = ()) -> str:
+def run_html(analysis, title: str, *, figures: Sequence = (), notes: Sequence[str] = ()) -> str:
     from bench.report import html
-    from bench.results import views
 
-    cpu_count = env.get("cpu_count")
-    df = views.to_frame(rows)
-    flagged_rows = views.with_flags(df, cpu_count).to_dict("records")
-    flagged = tables.flagged(flagged_rows, lambda r: Case.from_row(r).label())
-    counts = Counter(f for r in flagged_rows for f in r["flags"].split(", ") if f)
-    return html.run_report(title, env, command, flagged, dict(counts), len(df), figures,
-                           run_tables(df, baseline_model, cpu_count), notes)
+    records = analysis.records
+    flagged = tables.flagged(records, lambda r: Case.from_row(r).label())
+    counts = Counter(f for r in records for f in r["flags"].split(", ") if f)
+    return html.run_report(title, analysis.env, analysis.command, flagged, dict(counts), len(records), figures,
+                           run_tables(analysis), [*analysis.notes, *notes])
 
 
 # ------------------------------------------------------------------ a comparison of runs
@@ -74,7 +74,8 @@ def compare_tables(cmp: Mapping) -> list[Table]:
     many = len(runs) > 2  # name the run on each line only when there are several
     head = (["case"] + ["run"] * many + ["base p50 ms", ("run" if many else runs[1]) + " p50 ms", "ratio", "95% CI",
                                           "change", "note"])
-    ratios = Table(f"Latency ratio to the base, {runs[0]}, per case (> 1 = slower; 95% CI from the raw samples)",
+    ratios = Table(f"Latency ratio to the base, {runs[0]}, per case (> 1 = slower; 95% CI over the rounds where both "
+                   "runs have 3 or more, else over the one process's samples)",
                    head, right={1 + many, 2 + many, 3 + many})
     style = {"slower": "red", "faster": "green"}
     for c in cmp["cases"]:

@@ -6,7 +6,8 @@
    case, base against candidate samples and per-process medians, with the ratio and its CI.
    :func:`compare_ratios`: a comparison of runs (bench.results.compare) as ratios with CIs.
 
-Each returns a list of bench.report.figbase.Figure; rows without samples are left out.
+Each returns a list of bench.report.figbase.Figure; rows without samples are left out. Every
+name, label, verdict and path drawn goes through bench.escape.mathtext.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from bench.core.case import Case
+from bench import escape
 from bench.report import figbase as F
 from bench.results import views
 
@@ -56,7 +58,8 @@ def _distribution_figure(chunk, env, cpu_count, device, workload, bs, size, part
     for r, x in chunk:
         why = views.flags(r, cpu_count)
         c = Case.from_row(r)
-        labels.append(f"{c.model} {c.layout}/{c.precision}/{c.compile}" + (f"  [{', '.join(why)}]" if why else ""))
+        labels.append(escape.mathtext(c.model) + " " + escape.mathtext(f"{c.layout}/{c.precision}/{c.compile}")
+                      + (f"  [{escape.mathtext(', '.join(why))}]" if why else ""))
         data.append(x)
         flagged.append(bool(why))
     pos = np.arange(len(chunk))[::-1]  # first case on top
@@ -104,7 +107,7 @@ def gate_distributions(doc: Mapping) -> list[F.Figure]:
     fig, axes = F.new_figure(6.2 * cols, 3.2 * rows + 0.8, rows, cols)
     base_name = (doc.get("base") or {}).get("ref") or (doc.get("base") or {}).get("path") or "base"
     for ax, e in zip(axes, cases):
-        sides = [("base: " + str(base_name), e["base_rounds"]), ("candidate", e["candidate_rounds"])]
+        sides = [("base: " + escape.mathtext(base_name), e["base_rounds"]), ("candidate", e["candidate_rounds"])]
         pooled = [np.concatenate([np.asarray(r, dtype=float) for r in rounds if r]) for _, rounds in sides]
         ax.boxplot(pooled, positions=[1, 0], **F.horizontal(), whis=(1, 99), showfliers=False, widths=0.5)
         for y, (_, rounds) in zip((1, 0), sides):
@@ -114,8 +117,9 @@ def gate_distributions(doc: Mapping) -> list[F.Figure]:
         ax.set_yticks([1, 0], [s for s, _ in sides], fontsize=8)
         c = e.get("comparison") or {}
         verdict = e.get("verdict", "")
-        head = f"{e.get('label', '')}\n" + (f"ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] {verdict}"
-                                             if c else verdict)
+        shown = escape.mathtext(verdict)
+        head = f"{escape.mathtext(e.get('label', ''))}\n" + (
+            f"ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] {shown}" if c else shown)
         ax.set_title(head, fontsize=8, color=F.FLAGGED_COLOR if verdict == "regression" else "black")
         ax.set_xlabel("latency per batch (ms)")
         ax.grid(alpha=0.3, axis="x")
@@ -148,10 +152,10 @@ def compare_ratios(cmp: Mapping) -> list[F.Figure]:
                             color=colour, markersize=4, capsize=2, gid=f"ratio-{i}")
             else:
                 ax.plot([c["ratio"]], [y], "o", markerfacecolor="none", color=colour, gid=f"ratio-{i}")
-        ax.plot([], [], "o", color=colour, label=f"{run} / {cmp['runs'][0]}")
+        ax.plot([], [], "o", color=colour, label=f"{escape.mathtext(run)} / {escape.mathtext(cmp['runs'][0])}")
     ax.axvline(1.0, color="#888888", linewidth=0.8)
-    ax.set_yticks(range(len(labels))[::-1], labels, fontsize=7)
-    ax.set_xlabel(f"latency ratio to {cmp['runs'][0]} (> 1 = slower), 95% CI")
+    ax.set_yticks(range(len(labels))[::-1], [escape.mathtext(x) for x in labels], fontsize=7)
+    ax.set_xlabel(f"latency ratio to {escape.mathtext(cmp['runs'][0])} (> 1 = slower), 95% CI")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="x")
     envs = cmp.get("environments") or [{}]

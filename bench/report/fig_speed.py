@@ -9,6 +9,7 @@
 A flagged row (bench.results.views.flags: not ok, noisy, unsteady, busy CPU, output differs) is
 drawn hollow or hatched and never crowned: not on a front, no colour in the heat map. Every
 function returns a list of bench.report.figbase.Figure (empty when the rows hold nothing to draw).
+Every name, mode and flag drawn goes through bench.escape.mathtext.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from bench import escape
 from bench.report import figbase as F
 from bench.results import series, views
 
@@ -32,7 +34,7 @@ def _styles(values) -> dict:
 
 def throughput_vs_gmacs(df: pd.DataFrame, env: Mapping, cpu_count: int | None = None) -> list[F.Figure]:
     """One figure per (device, workload, image size), one panel per batch size."""
-    d = views.with_flags(df[df["status"].isin(("ok", "ok-reduced"))], cpu_count)
+    d = views.analysed(df, cpu_count)[lambda v: v["status"].isin(("ok", "ok-reduced"))]
     d = d.assign(gmacs=pd.to_numeric(d["macs"], errors="coerce") / 1e9,
                  ips=pd.to_numeric(d["throughput_ips"], errors="coerce")).dropna(subset=["gmacs", "ips"])
     out = []
@@ -58,7 +60,8 @@ def throughput_vs_gmacs(df: pd.DataFrame, env: Mapping, cpu_count: int | None = 
                 ax.scatter(fp["gmacs"], fp["ips"], s=150, facecolors="none", edgecolors="black", linewidths=0.8,
                            zorder=4, gid=FRONT_GID + "-rings")
                 for r in fp.to_dict("records"):
-                    ax.annotate(f"{r['model']}\n{series.mode_label(r['layout'], r['precision'], r['compile'])}",
+                    mode = series.mode_label(r["layout"], r["precision"], r["compile"])
+                    ax.annotate(f"{escape.mathtext(r['model'])}\n{escape.mathtext(mode)}",
                                 (r["gmacs"], r["ips"]), fontsize=6, xytext=(4, 4), textcoords="offset points")
             if p["ips"].min() > 0 and p["ips"].max() / p["ips"].min() > 10:
                 ax.set_yscale("log")
@@ -79,17 +82,17 @@ def throughput_vs_gmacs(df: pd.DataFrame, env: Mapping, cpu_count: int | None = 
 def _legend(fig, colour: dict, marker: dict) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=F.COLORS[i % len(F.COLORS)], marker="o", linestyle="", label=m)
+    handles = [Line2D([], [], color=F.COLORS[i % len(F.COLORS)], marker="o", linestyle="", label=escape.mathtext(m))
                for m, i in colour.items()]
-    handles += [Line2D([], [], color="#555555", marker=F.MARKERS[i % len(F.MARKERS)], linestyle="", label=m,
-                       markerfacecolor="none") for m, i in marker.items()]
+    handles += [Line2D([], [], color="#555555", marker=F.MARKERS[i % len(F.MARKERS)], linestyle="",
+                       label=escape.mathtext(m), markerfacecolor="none") for m, i in marker.items()]
     fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
 
 
 def batch_curves(df: pd.DataFrame, env: Mapping, cpu_count: int | None = None) -> list[F.Figure]:
     """Per (device, workload, image size) with more than one batch size: for each variant, p50
     latency (top) and throughput (bottom) against batch size, one line per mode, log-log."""
-    d = views.with_flags(df[df["status"].isin(("ok", "ok-reduced"))], cpu_count)
+    d = views.analysed(df, cpu_count)[lambda v: v["status"].isin(("ok", "ok-reduced"))]
     d = d.assign(ms=pd.to_numeric(d["latency_ms_p50"], errors="coerce"),
                  ips=pd.to_numeric(d["throughput_ips"], errors="coerce"),
                  bs=pd.to_numeric(d["batch_size"], errors="coerce")).dropna(subset=["ms", "ips", "bs"])
@@ -118,15 +121,15 @@ def batch_curves(df: pd.DataFrame, env: Mapping, cpu_count: int | None = None) -
                 ax.set_xlabel("batch size (images)")
                 ax.set_ylabel(what)
                 ax.grid(alpha=0.3, which="both")
-            top.set_title(model, fontsize=9)
+            top.set_title(escape.mathtext(model), fontsize=9)
         used = {(k // cols) * 2 * cols + k % cols + j * cols for k in range(len(models)) for j in (0, 1)}
         for i, ax in enumerate(axes):
             ax.set_visible(i in used)
         from matplotlib.lines import Line2D
 
         fig.legend(handles=[Line2D([], [], color=F.COLORS[i % len(F.COLORS)], marker=F.MARKERS[i % len(F.MARKERS)],
-                                   label=m) for m, i in modes.items()], loc="outside right center", fontsize=7,
-                   frameon=False)
+                                   label=escape.mathtext(m)) for m, i in modes.items()], loc="outside right center",
+                   fontsize=7, frameon=False)
         title = f"Latency and throughput against batch size: {workload}, {size} px, {device}"
         cap = F.caption("Median latency in ms per batch and throughput in images/s against batch size, log-log; "
                         "hollow markers = flagged rows.", F.machine(env, g.to_dict("records")))
@@ -160,10 +163,10 @@ def speedup_heatmap(df: pd.DataFrame, env: Mapping, cpu_count: int | None = None
             else:
                 ax.add_patch(_hatch(x, y))
                 why = r["flags"] or "eager row flagged"
-                ax.text(x, y, f"({r['speedup_vs_eager']:.2f}x)\n{why}", ha="center", va="center", fontsize=6,
-                        color=F.FLAGGED_COLOR)
-        ax.set_xticks(range(len(modes)), modes, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(models)), models, fontsize=8)
+                ax.text(x, y, f"({r['speedup_vs_eager']:.2f}x)\n{escape.mathtext(why)}", ha="center", va="center",
+                        fontsize=6, color=F.FLAGGED_COLOR)
+        ax.set_xticks(range(len(modes)), [escape.mathtext(m) for m in modes], rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(models)), [escape.mathtext(m) for m in models], fontsize=8)
         bar = fig.colorbar(im, ax=ax, shrink=0.8)
         ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if abs(t) <= span + 1e-9] or [0]
         bar.set_ticks(ticks, labels=[f"{2.0 ** t:g}x" for t in ticks])
@@ -193,7 +196,8 @@ def multi_gpu(df: pd.DataFrame, env: Mapping, cpu_count: int | None = None) -> l
     key = ["model", "workload", "image_size", "layout", "precision", "compile", series.BATCH_PER_RANK]
     for i, (k, line) in enumerate(s.groupby(key, sort=False)):
         c, m = F.COLORS[i % len(F.COLORS)], F.MARKERS[i % len(F.MARKERS)]
-        label = f"{k[0]} {series.mode_label(k[3], k[4], k[5])} {k[1]} {k[6]}/GPU"
+        mode = series.mode_label(k[3], k[4], k[5])
+        label = escape.mathtext(k[0]) + " " + escape.mathtext(f"{mode} {k[1]} {k[6]}/GPU")
         thr.plot(line[series.WORLD_SIZE], line["throughput_ips"], color=c, marker=m, label=label, gid="throughput")
         one = line[line[series.WORLD_SIZE] == 1]["throughput_ips"]
         if len(one):

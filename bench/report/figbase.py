@@ -5,6 +5,12 @@ the torch version and the date, and PNG/SVG output.
 matplotlib is imported lazily, only here and in the figure modules, and never through pyplot:
 figures are ``matplotlib.figure.Figure`` objects on an Agg canvas, so no display, no GUI
 backend and no global figure state are involved, whatever backend the caller configured.
+
+Every drawn text that can hold a name or other file text goes through
+bench.escape.mathtext (never parsed as math, control characters shown, shortened): the
+figure modules escape their labels, ticks, legend entries and annotations piece by piece (their
+own ``\n`` kept), :func:`finish` escapes the title and the caption. A :class:`Figure`'s
+``title`` and ``caption`` stay plain text for the HTML page, which escapes them itself.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
+from bench import escape
 
 #: Resolution of the PNG embedded in HTML, and of the PNG files written by ``--plots``.
 EMBED_DPI = 100
@@ -26,6 +33,13 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 FLAGGED_COLOR = "#c0392b"
+#: At most this many characters drawn: a figure's title, its caption, one value in the caption's
+#: machine line (bench.escape.mathtext shortens to these; a tick or legend label to its 80).
+TITLE_LIMIT = 200
+CAPTION_LIMIT = 1200
+VALUE_LIMIT = 80
+#: A file stem longer than this is cut and given a hash of the whole, so it stays unique.
+SLUG_LIMIT = 120
 
 
 @dataclass
@@ -105,13 +119,15 @@ def drop_unused(axes: list, used: int) -> None:
 
 def machine(env: Mapping, rows: Iterable[Mapping] = ()) -> str:
     """"<device name> (<device>), torch <version>, <date>" from the run's environment, or from
-    the rows' environment columns when the file keeps no environment (a CSV)."""
+    the rows' environment columns when the file keeps no environment (a CSV); each value
+    shortened to VALUE_LIMIT characters (plain text: :func:`finish` escapes it for drawing)."""
     rows = list(rows)
 
     def get(key: str):
         if env.get(key) not in (None, ""):
-            return env[key]
-        seen = list(dict.fromkeys(str(r[key]) for r in rows if r.get(key) not in (None, "") and r.get(key) == r.get(key)))
+            return escape.shorten(env[key], VALUE_LIMIT)
+        seen = list(dict.fromkeys(escape.shorten(r[key], VALUE_LIMIT) for r in rows
+                                  if r.get(key) not in (None, "") and r.get(key) == r.get(key)))
         return " / ".join(seen) if seen else None
 
     when = get("time_utc")
@@ -124,7 +140,9 @@ def caption(units: str, where: str) -> str:
 
 
 def finish(fig, title: str, text: str) -> None:
-    """Title on top, the caption (units, machine, date) at the bottom of the image itself."""
+    """Title on top, the caption (units, machine, date) at the bottom of the image itself; both
+    drawn through bench.escape.mathtext (TITLE_LIMIT, CAPTION_LIMIT characters)."""
+    title, text = escape.mathtext(title, TITLE_LIMIT), escape.mathtext(text, CAPTION_LIMIT)
     fig.suptitle(title, fontsize=11)
     fig.text(0.01, 0.005, text, fontsize=7, color="#444444", ha="left", va="bottom", wrap=True)
     lines = 1 + len(text) * 7 * 0.55 / 72 // max(fig.get_figwidth() - 0.2, 1)  # 7 pt glyphs, ~0.55 em wide
@@ -133,6 +151,13 @@ def finish(fig, title: str, text: str) -> None:
 
 
 def slug(*parts: Any) -> str:
-    """A file-name-safe stem from parts: 'throughput_vs_gmacs-cpu-infer-224px'."""
+    """A file-name-safe stem from parts: 'throughput_vs_gmacs-cpu-infer-224px'; letters, digits
+    and ``-_.`` only, at most SLUG_LIMIT characters (a longer one is cut and ends with a hash of
+    the whole, so two long names still give two files)."""
     text = "-".join(str(p) for p in parts if p not in (None, ""))
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    if len(stem) <= SLUG_LIMIT:
+        return stem
+    import hashlib
+
+    return stem[:SLUG_LIMIT - 13] + "-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]

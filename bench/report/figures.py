@@ -17,19 +17,20 @@ from bench.report.figbase import Figure, require_matplotlib
 __all__ = ["Figure", "run_figures", "gate_figures", "compare_figures", "save", "require_matplotlib"]
 
 
-def run_figures(rows: Sequence[Mapping], env: Mapping, cpu_count: int | None = None) -> list[Figure]:
-    """A run's rows (with ``samples_ms`` where kept) -> throughput against GMACs with the Pareto
+def run_figures(analysis) -> list[Figure]:
+    """A run's bench.results.analysis.Analysis -> throughput against GMACs with the Pareto
     front, latency/throughput against batch size (when several batch sizes), the speedup heat
     map, latency distributions (when samples are kept), multi-GPU scaling (when rows have
-    ``world_size`` > 1). Reliability: bench.results.views.flags."""
+    ``world_size`` > 1). Reliability: bench.results.views.flags, from the analysed frame."""
     from bench.report import fig_samples, fig_speed
-    from bench.results.views import to_frame
 
     require_matplotlib()
-    df = to_frame(rows)
-    cpu_count = cpu_count or env.get("cpu_count")
+    df, env, cpu_count = analysis.frame, analysis.env, analysis.cpu_count
+    if df.empty:
+        return []
     return (fig_speed.throughput_vs_gmacs(df, env, cpu_count) + fig_speed.batch_curves(df, env, cpu_count)
-            + fig_speed.speedup_heatmap(df, env, cpu_count) + fig_samples.latency_distributions(rows, env, cpu_count)
+            + fig_speed.speedup_heatmap(df, env, cpu_count)
+            + fig_samples.latency_distributions(analysis.rows, env, cpu_count)
             + fig_speed.multi_gpu(df, env, cpu_count))
 
 

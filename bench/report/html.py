@@ -13,11 +13,15 @@ import datetime as dt
 import html
 from collections.abc import Iterable, Mapping, Sequence
 
+from bench import escape
 from bench.report.tables import Table
 
 #: Marks a page written by this module (a later --html may replace such a file, no other).
 GENERATOR = "resnet-bench report"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+#: At most this many characters of one text (a cell, a line, a title) on the page: a name of
+#: 100,000 characters is cut (bench.escape.shorten), not repeated in every table.
+TEXT_LIMIT = 4000
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;max-width:1400px;
@@ -38,7 +42,9 @@ code{background:#f4f6f8;padding:.1em .3em;border-radius:3px;word-break:break-all
 
 
 def esc(text) -> str:
-    return html.escape(str(text), quote=True)
+    """`text` for HTML text or a quoted attribute: shortened to TEXT_LIMIT characters, then
+    ``html.escape`` (``& < > " '``)."""
+    return html.escape(escape.shorten(text, TEXT_LIMIT), quote=True)
 
 
 def table(t: Table, *, id: str | None = None) -> str:
@@ -145,7 +151,8 @@ def compare_report(title: str, runs: Sequence[str], env_table: Table, tables: Se
 
 def gate_report(title: str, verdicts: str, env: Mapping, command: str, figures: Sequence) -> str:
     """A speed gate: its verdict lines, the figure of both sides, the environment."""
-    body = f"<pre>{esc(verdicts)}</pre>" + "\n".join(figure(f) for f in figures)
+    body = "<pre>" + "\n".join(esc(line) for line in verdicts.split("\n")) + "</pre>"  # TEXT_LIMIT per line
+    body += "\n".join(figure(f) for f in figures)
     env_html = key_values(((label, env.get(k)) for k, label in ENV_SHOWN), "Environment", id="env")
     env_html += f"<p>Command: <code>{esc(command or '(not recorded)')}</code></p>"
     return page(title, [section("Verdicts", body, "verdicts"), section("Environment and command", env_html,

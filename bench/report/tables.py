@@ -98,16 +98,26 @@ def status_text(row: dict, busy: bool) -> str:
 
 #: Marks a number that a flagged row gave (bench.results.views.flags): shown, never ranked.
 UNTRUSTED = "?"
-UNTRUSTED_NOTE = (f"{UNTRUSTED} = this row or its eager fp32 row is flagged (noisy, unsteady, busy CPU, not ok or "
-                  "output differs): shown, not ranked")
+UNTRUSTED_NOTE = (f"{UNTRUSTED} = not ranked: this row or the one it is divided by is flagged (unsteady, not ok, "
+                  "output differs; with one round also noisy or busy CPU), or the ratio's 95% CI is wider than +-5%")
+
+
+def ratio_cell(value: Any, low: Any = None, high: Any = None, trusted: bool = True) -> str:
+    """A paired ratio as people read it: ``1.91x [1.85, 1.97]`` (95% CI), ``1.91x`` without an
+    interval (one round), with the untrusted mark when it may not be ranked."""
+    if _missing(value):
+        return "-"
+    text = f"{value:.2f}x" if abs(value) < 100 else f"{value:,.0f}x"
+    if not (_missing(low) or _missing(high)) and low != high:
+        text += f" [{low:.2f}, {high:.2f}]"
+    return text + ("" if trusted else UNTRUSTED)
 
 
 def speedup_cell(row: dict) -> str:
-    """`speedup_vs_eager` with the untrusted mark when the row or its reference is flagged."""
-    v = row.get("speedup_vs_eager")
-    if _missing(v):
-        return "-"
-    return fmt(v) + ("" if row.get("speedup_trusted", True) else UNTRUSTED)
+    """`speedup_vs_eager` with its interval, and the untrusted mark when the row or its
+    reference is flagged or the interval is wide."""
+    return ratio_cell(row.get("speedup_vs_eager"), row.get("speedup_vs_eager_ci_low"),
+                      row.get("speedup_vs_eager_ci_high"), bool(row.get("speedup_trusted", True)))
 
 
 def results(rows: Iterable[dict], busy: Callable[[dict], bool], title: str = "Results") -> Table:
@@ -136,32 +146,34 @@ def results(rows: Iterable[dict], busy: Callable[[dict], bool], title: str = "Re
     return t
 
 
-def best_modes(best, title: str = "Best mode per variant (reliable rows only; speedup over eager fp32 contiguous)"
-               ) -> Table:
-    """bench.results.views.best_modes as a table: the winner among reliable rows, and why
-    anything faster was not ranked."""
-    t = Table(title, ["model", "work", "bs", "px", "device", "best mode", "p50 ms", "img/s", "x eager", "note"],
-              right={2, 3, 6, 7, 8})
+def best_modes(best, title: str = "Best mode per variant (trusted speedups only; over eager fp32 contiguous, "
+                                  "paired by round, 95% CI)") -> Table:
+    """bench.results.views.best_modes as a table: the winner among trusted speedups, its
+    interval and rounds, and why anything faster was not ranked."""
+    t = Table(title, ["model", "work", "bs", "px", "device", "best mode", "p50 ms", "img/s", "x eager", "rounds",
+                      "note"], right={2, 3, 6, 7, 8, 9})
     for r in best.to_dict("records"):
         mode = "-" if _missing(r.get("layout")) else f"{r['layout']} {r['precision']} {r['compile']}"
-        speed = r.get("speedup_vs_eager")
         t.add([r["model"], r["workload"], fmt(r["batch_size"]), fmt(r["image_size"]), r["device"], mode,
                fmt(r.get("latency_ms_p50")), fmt(r.get("throughput_ips")),
-               "-" if _missing(speed) else f"{speed:.3g}x", r.get("note") or ""],
-              {9: "yellow"} if r.get("note") else {})
+               ratio_cell(r.get("speedup_vs_eager"), r.get("speedup_vs_eager_ci_low"), r.get("speedup_vs_eager_ci_high")),
+               fmt(r.get("rounds")), r.get("note") or ""],
+              {10: "yellow"} if r.get("note") else {})
     return t
 
 
 def ratios(view, baseline: str) -> Table:
-    """bench.results.views.ratio_to_baseline as a table; a flagged ratio is marked."""
+    """bench.results.views.ratio_to_baseline as a table: each ratio paired by round with its
+    95% CI; an untrusted ratio is marked."""
     name = f"latency_ratio_to_{baseline}"
-    t = Table(f"Latency ratio to {baseline} (> 1 = slower)", ["model", "work", "bs", "px", "mode", "device",
-                                                               "p50 ms", f"/ {baseline}", "note"], right={2, 3, 6, 7})
+    t = Table(f"Latency ratio to {baseline} (> 1 = slower; paired by round, 95% CI)",
+              ["model", "work", "bs", "px", "mode", "device", "p50 ms", f"/ {baseline}", "rounds", "note"],
+              right={2, 3, 6, 7, 8})
     for r in view.to_dict("records"):
-        ratio = "-" if _missing(r.get(name)) else f"{r[name]:.3f}" + (UNTRUSTED if r.get("note") else "")
         t.add([r["model"], r["workload"], fmt(r["batch_size"]), fmt(r["image_size"]),
-               f"{r['layout']} {r['precision']} {r['compile']}", r["device"], fmt(r.get("latency_ms_p50")), ratio,
-               r.get("note") or ""])
+               f"{r['layout']} {r['precision']} {r['compile']}", r["device"], fmt(r.get("latency_ms_p50")),
+               ratio_cell(r.get(name), r.get(f"{name}_ci_low"), r.get(f"{name}_ci_high"), bool(r.get("trusted", True))),
+               fmt(r.get(f"{name}_rounds")), r.get("note") or ""])
     return t
 
 

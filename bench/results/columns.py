@@ -106,16 +106,24 @@ SCHEMA: list[Column] = [
     C("macs_all", "MACs", "fvcore's total per image, adding batch-norm and pooling"),
     C("activations", "elements", "output elements of conv/linear layers per image, fvcore ActivationCountAnalysis"),
     # latency (bench.core.timing / stats, from samples_ms)
-    C("latency_ms_p50", "ms", "median per-batch latency", header="p50 ms"),
+    C("latency_ms_p50", "ms", "median per-batch latency: each round's median, averaged over the rounds on the log "
+      "scale (geometric mean; one round: its median)", header="p50 ms"),
     C("latency_ms_p90", "ms", "90th percentile", header="p90 ms"),
     C("latency_ms_p99", "ms", "99th percentile"),
     C("latency_ms_mean", "ms", "mean"),
     C("latency_ms_min", "ms", "fastest sample"),
-    C("latency_iqr_ms", "ms", "p75 - p25"),
-    C("latency_rel_iqr", "fraction", "IQR / median", header="IQR/med", fmt="percent"),
-    C("latency_ms_ci_low", "ms", "distribution-free 95% CI of the median, low end"),
-    C("latency_ms_ci_high", "ms", "distribution-free 95% CI of the median, high end"),
-    C("noisy", doc="IQR / median above 10%"),
+    C("latency_iqr_ms", "ms", "p75 - p25 of the pooled samples"),
+    C("latency_rel_iqr", "fraction", "IQR / median within a process (the median over rounds)", header="IQR/med",
+      fmt="percent"),
+    C("latency_ms_ci_low", "ms", "95% CI of latency_ms_p50, low end: Student's t over the rounds on the log scale "
+      "(between processes); one round: the distribution-free CI of its median (binomial order statistics)"),
+    C("latency_ms_ci_high", "ms", "95% CI of latency_ms_p50, high end"),
+    C("noisy", doc="IQR / median within a process above 10%"),
+    C("rounds", "rounds", "rounds (fresh processes) that measured the case and are pooled in the row"),
+    C("round_ids", doc="the rounds pooled, in order (pairs a row's rounds with another's)"),
+    C("round_latency_ms", "ms", "each pooled round's median latency, in the order of round_ids"),
+    C("rounds_failed", "rounds", "rounds of the case that did not measure (crashed, timeout, error) after one did"),
+    C("rounds_note", doc="the first failed round's status and error"),
     C("throughput_ips", "images/s", "batch_size / median latency (data-parallel: world_size x batch_per_rank / "
       "median step time of the slowest rank = world_size x batch_per_rank x K / max time of K steps)",
       header="img/s", derive=_throughput),
@@ -187,6 +195,7 @@ SCHEMA: list[Column] = [
     # environment
     C("torch", env=True), C("torchvision", env=True), C("cuda", env=True), C("cudnn", env=True),
     C("cpu_model", env=True), C("cpu_isa", env=True), C("threads", "threads", env=True),
+    C("threads_rule", doc="how the thread count was chosen (--threads, or the rule for this machine)", env=True),
     C("gpu_sm_count", "SMs", "streaming multiprocessors (torch.cuda.get_device_properties)", env=True),
     C("gpu_mem_total_mb", "MiB", "GPU memory (torch.cuda.get_device_properties)", env=True),
     C("gpu_cc", doc="compute capability", env=True),
@@ -195,14 +204,21 @@ SCHEMA: list[Column] = [
     C("gpu_power_limit_w", "W", "enforced power limit (NVML)", env=True),
     C("git_commit", env=True), C("time_utc", doc="when the row was written (UTC)"),
     # raw samples and views
-    C("samples_ms", "ms", "every timed sample, in call order", raw=True),
+    C("samples_ms", "ms", "every timed sample, in call order (a row: every round's, pooled)", raw=True),
+    C("round", "round", "rows.jsonl: the round this record measured (none: round 1)", raw=True),
     C("max_batch_probes", doc="every probe of the max-batch search: batch, fits, why, peak_mb, seconds, ran",
       raw=True),
     C("rank_step_ms", "ms", "data-parallel: each rank's median step time, by rank", raw=True),
     C("best_batch_throughput", "images", "the batch with the highest throughput_ips among this mode's measured "
       "batches", view=True),
-    C("speedup_vs_eager", "x", "eager fp32 contiguous latency of the same case / this row's (> 1 faster)",
-      header="x eager", view=True),
+    C("speedup_vs_eager", "x", "eager fp32 contiguous latency of the same case / this row's (> 1 faster): the "
+      "geometric mean of the paired per-round ratios", header="x eager", view=True),
+    C("speedup_vs_eager_ci_low", "x", "95% CI of speedup_vs_eager, low end (Student's t on the log per-round ratios)",
+      view=True),
+    C("speedup_vs_eager_ci_high", "x", "95% CI of speedup_vs_eager, high end", view=True),
+    C("speedup_vs_eager_rounds", "rounds", "rounds both rows measured (the pairs behind the ratio)", view=True),
+    C("rounds_stop", doc="why the case's rounds ended: precision (every ratio's CI within the target), budget, "
+      "max_rounds, interrupted", view=True),
     C("scaling_efficiency", "fraction", "data-parallel: throughput_ips / (world_size x throughput_ips of the same "
       "case with ddp 1), when the run measured ddp 1", header="scaling", fmt="percent", view=True, sparse=True),
     C("flags", doc="why the row's timing is not to be ranked: its status if not ok, noisy, unsteady, busy CPU, "
@@ -215,7 +231,7 @@ del C
 #: Columns shown in the terminal table and results.md, in this order.
 DISPLAY: list[str] = [
     "model", "workload", "ddp", "batch_size", "image_size", "layout", "precision", "compile", "status",
-    "latency_ms_p50", "latency_ms_p90", "latency_rel_iqr", "throughput_ips", "speedup_vs_eager",
+    "latency_ms_p50", "latency_ms_p90", "latency_rel_iqr", "rounds", "throughput_ips", "speedup_vs_eager",
     "scaling_efficiency", "compile_s", "macs", "params", "peak_mem_mb", "max_rel_diff",
 ]
 

@@ -6,14 +6,20 @@ torch Y, or this commit against last week's run line up case by case; a CPU run 
 share no case.
 
 Per shared case and run: ``ratio`` = this run's latency / the first run's (> 1 = slower than
-the first run) with a 95% CI from the raw samples, by the speed gate's statistics
-(bench.core.stats.compare_unpaired: Hodges-Lehmann shift of log latency, CI by the inverted
-Mann-Whitney test; one process per case and run, so the unit is the raw sample). Samples of
-one process share its placement, memory layout and neighbours, so this CI speaks for these two
-runs, not for every run of the same code: a 2% difference between two days' runs on a shared
-machine can be real for the runs and still be noise between days. Without raw
-samples on a side (a results.csv) the ratio is the ratio of the two medians, without a CI
-(``method="medians"``). Cases present in one run only are listed, never dropped; the
+the first run) with a 95% CI (bench.core.stats.compare_unpaired: Hodges-Lehmann shift of log
+latency, CI by the inverted Mann-Whitney test). Two runs were measured at different times, so
+nothing pairs them round by round; what the interval can hold depends on the unit:
+
+- both runs measured the case in 3 or more rounds: the unit is the **round** (one process),
+  its median; the interval then holds the variance between processes (``unit="rounds"``);
+- otherwise the raw samples of the one process each run had (``unit="samples"``). Samples of
+  one process share its placement, memory layout and neighbours, so this CI speaks for these
+  two processes, not for every run of the same code: a 2% difference between two days' runs
+  on a shared machine can be real for the runs and still be noise between days.
+
+For a head-against-base answer that cancels the machine's drift, measure both in one session
+(the speed gate: paired rounds). Without raw samples or rounds on a side (a results.csv) the
+ratio is the ratio of the two medians, without a CI (``method="medians"``). Cases present in one run only are listed, never dropped; the
 environments' differences (device, GPU/CPU, torch, CUDA, cuDNN, threads, ...) are listed too.
 Computing only: rendering is bench.report.
 """
@@ -29,6 +35,7 @@ from bench.core import stats
 from bench.core.case import Case
 from bench.errors import UserError
 from bench.results import columns
+from bench.results.rounds import rounds_of
 
 #: Environment fields compared between runs, and how a person calls them.
 ENV_FIELDS = {"device": "device", "device_name": "GPU / CPU name", "torch": "torch", "cuda": "CUDA",
@@ -116,7 +123,7 @@ def compare_pair(base: Mapping, cand: Mapping, cpu_counts: tuple[int | None, int
     from bench.results.views import flags
 
     out: dict[str, Any] = {"base_ms": _p50(base), "ms": _p50(cand), "ratio": None, "ci_low": None, "ci_high": None,
-                           "method": None, "n_base": None, "n": None, "p_slower": None,
+                           "method": None, "unit": None, "n_base": None, "n": None, "p_slower": None,
                            "base_flags": ", ".join(flags(base, cpu_counts[0])),
                            "flags": ", ".join(flags(cand, cpu_counts[1])), "status": "ok"}
     bad = [f"{side} {r.get('status')}" for side, r in (("base", base), ("run", cand))
@@ -125,11 +132,17 @@ def compare_pair(base: Mapping, cand: Mapping, cpu_counts: tuple[int | None, int
         out["status"] = "not comparable: " + ", ".join(bad)
         out["change"] = "-"
         return out
+    ra, rb = rounds_of(base), rounds_of(cand)
     a, b = _samples(base), _samples(cand)
-    if a and b:
+    if len(ra) >= stats.MIN_UNITS and len(rb) >= stats.MIN_UNITS:
+        c = stats.compare_unpaired([[v] for v in ra.values()], [[v] for v in rb.values()])
+    elif a and b:
         c = stats.compare_unpaired([a], [b])
-        out.update(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, method=c.method, n_base=c.n_base, n=c.n_cand,
-                   p_slower=c.p_slower)
+    else:
+        c = None
+    if c is not None:
+        out.update(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, method=c.method, unit=c.unit, n_base=c.n_base,
+                   n=c.n_cand, p_slower=c.p_slower)
     else:
         out.update(ratio=out["ms"] / out["base_ms"], method="medians")
     out["change"] = change(out["ratio"], out["ci_low"], out["ci_high"])

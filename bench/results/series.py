@@ -50,7 +50,7 @@ def speedup_grid(df: pd.DataFrame, cpu_count: int | None = None) -> list[tuple[t
     """Per (device, workload, batch_size, image_size): a long frame with one line per measured
     variant x mode: model, mode (:func:`mode_label`), speedup_vs_eager, speedup_trusted, flags.
     Only ok rows with a speedup; variants and modes in first-seen order."""
-    view = views.with_speedup(df, cpu_count)
+    view = views.analysed(df, cpu_count)
     view = view[view["speedup_vs_eager"].notna()]
     out = []
     for key, g in view.groupby(["device", "workload", "batch_size", "image_size"], sort=False):
@@ -75,7 +75,8 @@ def scaling(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame:
             WORLD_SIZE, "throughput_ips", "scaling_efficiency", "reliable", "flags"]
     if not has_multi_gpu(df):
         return pd.DataFrame(columns=cols)
-    d = views.with_flags(df[df["status"].isin(("ok", "ok-reduced"))], cpu_count)
+    d = views.analysed(df, cpu_count)
+    d = d[d["status"].isin(("ok", "ok-reduced"))].copy()
     if BATCH_PER_RANK not in d.columns:
         d[BATCH_PER_RANK] = d["batch_size"]
     d[WORLD_SIZE] = pd.to_numeric(d[WORLD_SIZE], errors="coerce")

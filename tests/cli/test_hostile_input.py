@@ -131,9 +131,9 @@ def test_a_resume_with_broken_planned_cases(tmp_path, capsys):
     out = tmp_path / "r"
     assert main([*TINY, "--out", str(out)]) == 0
     capsys.readouterr()
-    doc = json.loads((out / "results.json").read_text())
+    doc = json.loads((out / "run.json").read_text())
     doc["settings"]["planned_cases"] = [{"model": "resnet18"}]
-    (out / "results.json").write_text(json.dumps(doc))
+    (out / "run.json").write_text(json.dumps(doc))
     assert "planned cases or settings are unreadable" in one_line_error(capsys, ["run", "--resume", str(out)])
 
 
@@ -141,9 +141,9 @@ def test_an_edited_environment_is_refused_on_resume(tmp_path, capsys):
     out = tmp_path / "r"
     assert main([*TINY, "--out", str(out)]) == 0
     capsys.readouterr()
-    doc = json.loads((out / "results.json").read_text())
+    doc = json.loads((out / "run.json").read_text())
     doc["environment"]["git_commit"] = "0123456789ab"  # the fingerprint says otherwise
-    (out / "results.json").write_text(json.dumps(doc))
+    (out / "run.json").write_text(json.dumps(doc))
     assert "was edited" in one_line_error(capsys, ["run", "--resume", str(out)])
 
 
@@ -231,14 +231,17 @@ def test_result_files_have_the_same_mode(tmp_path, capsys):
     assert set(modes.values()) == {0o666 & ~mask}, modes
 
 
-def test_report_warns_about_a_case_with_two_rows_and_a_torn_line(tmp_path, capsys):
+def test_report_sets_aside_a_repeated_record_and_warns_about_a_torn_line(tmp_path, capsys):
     out = tmp_path / "r"
     assert main([*TINY, "--out", str(out)]) == 0
     capsys.readouterr()
     log = out / "rows.jsonl"
     line = log.read_text().splitlines()[0]
     log.write_text(line + "\n" + line + "\n" + line[:20])
+    before = log.read_bytes()
     assert main(["report", str(log), "--format", "json"]) == 0
     cap = capsys.readouterr()
-    assert len(json.loads(cap.out)) == 2
-    assert "more than one row" in cap.err and "last line is incomplete" in cap.err
+    assert len(json.loads(cap.out)) == 1  # the repeated record is not taken in
+    assert "1 record(s) set aside" in cap.err and "repeats the case and round" in cap.err
+    assert "last line is incomplete" in cap.err
+    assert log.read_bytes() == before  # report never writes

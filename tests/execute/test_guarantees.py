@@ -24,7 +24,7 @@ TWO_ROWS = ["run", "--models", "resnet18", "--batch-sizes", "1", "--image-sizes"
 
 
 def planned(out) -> list[str]:
-    return [Case.from_dict(c).key() for c in json.loads((out / "results.json").read_text())["settings"]["planned_cases"]]
+    return [Case.from_dict(c).key() for c in json.loads((out / "run.json").read_text())["settings"]["planned_cases"]]
 
 
 @pytest.mark.slow
@@ -36,13 +36,13 @@ def test_a_torn_last_line_is_set_aside_and_the_case_measured_again(tmp_path):
     log.write_text(first + "\n" + second[: len(second) // 2])  # a crash in the middle of the second write
     p = run_cli("run", "--resume", str(out), "--quiet")
     assert p.returncode == 0, p.stderr
-    assert "cut off by a crash" in p.stderr and "1 case(s) done, 1 to measure" in p.stderr
+    assert "cut off by a crash" in p.stderr and "1 case(s) measured, 1 to measure" in p.stderr
     rows = consistent(out)
     assert sorted(Case.from_row(r).key() for r in rows) == sorted(planned(out))
     # the torn bytes exactly, one line (the cut may end in a space: never strip it)
     assert (out / "rows.jsonl.torn").read_text() == second[: len(second) // 2] + "\n"
     p = run_cli("run", "--resume", str(out), "--quiet")  # a second resume finds everything done
-    assert p.returncode == 0 and "2 case(s) done, 0 to measure" in p.stderr
+    assert p.returncode == 0 and "2 case(s) measured, 0 to measure" in p.stderr
     consistent(out)
 
 
@@ -54,7 +54,7 @@ def test_ok_reduced_rows_count_as_done_on_resume(tmp_path):
     assert p.returncode == 0, p.stderr
     for _ in range(2):
         p = run_cli("run", "--resume", str(out), "--quiet", plugins=PLUGIN)
-        assert p.returncode == 0 and "1 case(s) done, 0 to measure" in p.stderr
+        assert p.returncode == 0 and "1 case(s) measured, 0 to measure" in p.stderr
     (row,) = consistent(out)
     assert row["status"] == "ok-reduced" and (row["batch_size_requested"], row["batch_size"]) == (8, 2)
 
@@ -89,8 +89,10 @@ def test_a_second_writer_is_refused_while_a_run_holds_the_directory(tmp_path):
     finally:
         proc.kill()
         proc.communicate()
-    (row,) = consistent(out)
-    assert row["model"] == "resnet18"
+    (record,) = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert record["model"] == "resnet18"  # the log, the truth `report` reads, survived kill -9
+    rep = run_cli("report", str(out), "--format", "json")
+    assert rep.returncode == 0 and [r["model"] for r in json.loads(rep.stdout)] == ["resnet18"]
 
 
 @pytest.mark.slow
@@ -151,7 +153,7 @@ def test_a_full_disk_is_one_line_and_the_rows_kept_stay_valid(tmp_path, monkeypa
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(self, row)
+        return real(self, row)
 
     monkeypatch.setattr(rundir.ResultsWriter, "append", append)
     out = tmp_path / "run"

@@ -22,12 +22,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def real_report(tmp_path_factory):
-    """resnet18 at 32 px, batch 1 and 2, two layouts, eager: four measured cases, then the report."""
+    """resnet18 at 32 px, batch 1 and 2, two layouts, eager: four cases in two rounds, then the report."""
     tmp = tmp_path_factory.mktemp("browser")
     run = tmp / "run"
     p = run_cli("run", "--models", "resnet18", "--batch-sizes", "1,2", "--image-sizes", "32",
                 "--layouts", "contiguous,channels_last", "--compile", "none", "--threads", "1", "--device", "cpu",
-                "--out", str(run), *FAST)
+                "--out", str(run), *FAST, "--rounds", "2")
     assert p.returncode == 0, p.stderr
     html = tmp / "report.html"
     p = run_cli("report", str(run), "--html", str(html))
@@ -39,7 +39,8 @@ def test_a_real_sweep_renders_a_report(real_report):
     run, html = real_report
     text = html.read_text(encoding="utf-8")
     rows = [json.loads(line) for line in (run / "rows.jsonl").read_text().splitlines()]
-    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)  # 4 cases x 2 rounds
+    assert sorted(r["round"] for r in rows) == [1] * 4 + [2] * 4
     assert text.count("<figure ") >= 4 and "<script" not in text
     assert all(f"<td>{r['layout']}</td>" in text for r in rows)
 

@@ -13,6 +13,7 @@ pytest.importorskip("matplotlib", reason="figures need matplotlib")
 
 from bench.report import fig_samples, fig_speed, figures  # noqa: E402
 from bench.results import series, views  # noqa: E402
+from bench.results.analysis import analyse  # noqa: E402
 
 ENV = {"device": "cpu", "device_name": "Test CPU", "torch": "9.9.9", "time_utc": "2030-01-02T03:04:05+00:00",
        "cpu_count": 4}
@@ -61,7 +62,7 @@ def test_the_drawn_front_holds_exactly_the_front_points():
 
 
 def test_captions_carry_units_device_torch_and_date():
-    for f in figures.run_figures(FRONT_ROWS, ENV):
+    for f in figures.run_figures(analyse(FRONT_ROWS, ENV)):
         assert "Test CPU" in f.caption and "torch 9.9.9" in f.caption and "2030-01-02" in f.caption
         assert any(u in f.caption for u in ("images/s", "in ms", "in x (times)"))
         texts = [t.get_text() for t in f.fig.texts]
@@ -107,7 +108,7 @@ def test_multi_gpu_scaling_efficiency():
     eff = [ln for ax in fig.fig.axes for ln in ax.get_lines() if ln.get_gid() == "efficiency"]
     assert list(eff[0].get_ydata()) == pytest.approx([1.0, 0.95, 0.9])
     assert fig_speed.multi_gpu(views.to_frame(FRONT_ROWS), ENV) == []  # no multi-GPU rows: no figure
-    assert "multi_gpu_scaling" in [f.name for f in figures.run_figures(rows, ENV)]
+    assert "multi_gpu_scaling" in [f.name for f in figures.run_figures(analyse(rows, ENV))]
 
 
 def test_distributions_mark_flagged_rows_and_percentiles():
@@ -141,7 +142,7 @@ def test_gate_and_compare_figures():
 
 
 def test_save_writes_png_and_svg(tmp_path):
-    paths = figures.save(figures.run_figures(FRONT_ROWS, ENV), tmp_path / "plots")
+    paths = figures.save(figures.run_figures(analyse(FRONT_ROWS, ENV)), tmp_path / "plots")
     pngs = [p for p in paths if p.suffix == ".png"]
     assert pngs and len(paths) == 2 * len(pngs)
     for p in pngs:

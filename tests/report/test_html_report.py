@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="the HTML report embeds matplotlib figures")
 
+from _cli import finish
 from bench.cli import main  # noqa: E402
 from bench.core.case import Case  # noqa: E402
 from bench.store import rundir  # noqa: E402
@@ -75,6 +76,7 @@ def run_dir(tmp_path):
     w = rundir.ResultsWriter.create(tmp_path / "run", ENV, {"planned_cases": []}, COMMAND, fingerprint="f")
     for r in ROWS:
         w.append(r)
+    finish(w)
     return w.out
 
 
@@ -129,7 +131,7 @@ def test_html_report_holds_tables_environment_and_every_flagged_row(run_dir, tmp
     # the best-mode table crowns the reliable channels_last fp32 row, not the noisy 1 ms bf16 row
     html = out.read_text()
     best = html[html.index("Best mode per variant"):html.index("Latency ratio to")]
-    assert "channels_last fp32 none" in best and "not ranked: channels_last/bf16/none 1 ms (noisy, busy CPU)" in best
+    assert "channels_last fp32 none" in best and "not ranked: channels_last/bf16/none 10.00x (noisy, busy CPU)" in best
 
 
 def test_plots_dir_gets_png_and_svg_of_every_figure(run_dir, tmp_path):

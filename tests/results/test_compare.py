@@ -12,6 +12,7 @@ from bench.cli import main
 from bench.errors import UserError
 from bench.results.compare import Run, compare_runs
 from bench.store import rundir
+from _cli import finish
 
 ENV_A = {"device": "cuda", "device_name": "GPU A", "torch": "2.14.1", "cudnn": 91000, "threads": 8,
          "cpu_model": "CPU X", "cuda": "13.0", "cpu_count": 16, "time_utc": "2030-01-01T00:00:00+00:00"}
@@ -109,6 +110,7 @@ def write_run(path, rows, env):
     w = rundir.ResultsWriter.create(path, env, {"planned_cases": []}, "resnet-bench run --test", fingerprint="f")
     for r in rows:
         w.append(r)
+    finish(w)
     return path
 
 

@@ -11,6 +11,7 @@ import pytest
 from bench.results import columns, files, views
 from bench.store import load, rundir
 from bench.errors import UserError
+from _cli import finish
 
 
 def row(model="resnet50", layout="contiguous", precision="fp32", compile="none", p50=10.0, status="ok", **kw):
@@ -32,6 +33,7 @@ def write(tmp_path, rows=ROWS, fp="fp1"):
     w = rundir.ResultsWriter.create(tmp_path / "run", ENV, {"planned_cases": []}, "resnet-bench run", fingerprint=fp)
     for r in rows:
         w.append(r)
+    finish(w)
     return w
 
 
@@ -42,13 +44,18 @@ def test_header_is_fixed_whatever_the_first_row():
     assert "samples_ms" not in b.columns
 
 
-def test_files_valid_after_every_row(tmp_path):
+def test_the_log_is_valid_after_every_record_and_the_answer_files_come_at_the_end(tmp_path):
     w = rundir.ResultsWriter.create(tmp_path / "run", ENV, {}, "cmd", fingerprint="f")
+    assert json.loads((w.out / "run.json").read_text())["fingerprint"] == "f"
     for i, r in enumerate(ROWS, 1):
         w.append(r)
-        assert len(pd.read_csv(w.out / "results.csv")) == i
-        assert len(json.loads((w.out / "results.json").read_text())["rows"]) == i
         assert len((w.out / "rows.jsonl").read_text().splitlines()) == i
+        assert len(load.load_results(w.out).rows) == i  # readable at every moment
+        assert not (w.out / "results.csv").exists()  # nothing rewritten per record: O(1) appends
+    finish(w)
+    assert len(pd.read_csv(w.out / "results.csv")) == len(ROWS)
+    doc = json.loads((w.out / "results.json").read_text())
+    assert len(doc["rows"]) == len(doc["records"]) == len(ROWS)
 
 
 def test_csv_and_json_round_trip(tmp_path):
@@ -62,7 +69,7 @@ def test_csv_and_json_round_trip(tmp_path):
         assert df["params"].iloc[0] == 25_557_032
     js = load.load_results(w.out / "results.json")
     assert js.env["device_name"] == "Test CPU"
-    assert js.rows[0]["samples_ms"] == [10.0, 10.1, 9.9]  # raw samples kept in JSON
+    assert js.records[0]["samples_ms"] == [10.0, 10.1, 9.9]  # raw samples kept in JSON
     assert js.rows[0]["torch"] == "2.14.1"  # environment columns on every row
 
 
@@ -141,7 +148,7 @@ def test_resume_requires_the_same_fingerprint(tmp_path):
     with pytest.raises(UserError, match="cannot resume"):
         rundir.ResultsWriter.resume(w.out, dict(ENV, torch="9.9"), "cmd", fingerprint=fingerprint)
     again = rundir.ResultsWriter.resume(w.out, ENV, "cmd", fingerprint=fingerprint)
-    assert len(again.rows) == len(ROWS)
+    assert len(again.records) == len(ROWS)
 
 
 def test_unwritable_output_directory(tmp_path):
