@@ -160,7 +160,7 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
                                weights=os.path.abspath(args.weights) if args.weights else None,
                                memory_check=not args.no_memory_check, env_scope=executor.env_scope,
                                trace_dir=os.path.abspath(args.trace) if args.trace else None,
-                               threads_rule=threads_rule)
+                               threads_rule=threads_rule, interleave=True)
         sweep = build_sweep(args, device)
         baseline = args.baseline_model
         if baseline is not None and baseline not in sweep.models:

@@ -46,13 +46,15 @@ def build_sweep(args, device: str):
 
 #: Sampling of one case in one round: short, because the rounds, not one long sample, make a
 #: number reliable (bench.execute.rounds); stops early once the round's median is known to 1%.
-ROUND_MAX_TIME_S = 2.0
+ROUND_MAX_TIME_S = 2.5
+#: Warm-up windows of 3 calls (two must agree): a round's process warms up every case anew.
+ROUND_WARMUP_WINDOW = 3
 
 
 def timing_config(args):
     from bench.core.timing import TimingConfig
 
-    kw = {"max_time_s": ROUND_MAX_TIME_S}
+    kw = {"max_time_s": ROUND_MAX_TIME_S, "warmup_window": ROUND_WARMUP_WINDOW}
     if args.max_time is not None:
         kw["max_time_s"] = args.max_time
         kw["min_time_s"] = min(TimingConfig.min_time_s, args.max_time)

@@ -27,6 +27,10 @@ class Device:
     missing_reasons: dict[str, str] = {}
     #: torch.profiler.ProfilerActivity names a trace records on this device (bench.core.trace)
     profiler_activities: tuple[str, ...] = ("CPU",)
+    #: a model's cases may be measured side by side, all resident at once, samples in rotating
+    #: blocks (CaseRunner.run_interleaved): where timing is noisy and memory plentiful (the
+    #: host CPU); a GPU measures one case at a time, so its memory columns are each case's own
+    interleaves: bool = False
 
     # -- presence and capabilities ------------------------------------------------------------
     def available(self) -> bool:

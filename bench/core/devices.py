@@ -37,6 +37,7 @@ class CpuDevice(Device):
     """The host CPU: perf_counter clock, no TF32, bf16 autocast only, peak RSS as memory."""
 
     kind = "cpu"
+    interleaves = True  # shared cores, plentiful memory: side by side (peak RSS is the process's anyway)
     missing_reasons = {
         "fp16_autocast": "fp16 autocast needs CUDA (CPU autocast supports bf16 only)",
         "tf32": "TF32 is a CUDA tensor-core mode; there is no TF32 on CPU",

@@ -260,121 +260,160 @@ def measure(
     * ``stop_hook(stop)`` is called once per warm-up call and once per sample with this
       process's decision and returns the decision to act on, so that processes measuring
       together (the ranks of a data-parallel case) stop together: all-reduce it.
+
+    :class:`Sampler` is the same loop in steps, for a caller that interleaves several steps'
+    samples in blocks (bench.execute.case_runner): ``measure`` is first call, warm-up and
+    sampling to the stop rule in one go.
     """
-    if not callable(fn):
-        raise TypeError(f"measure: fn must be a zero-argument callable, got {type(fn).__name__}")
-    for name, hook in (("sync", sync), ("time_hook", time_hook), ("stop_hook", stop_hook)):
-        if hook is not None and not callable(hook):
-            raise TypeError(f"measure: {name} must be callable or None, got {type(hook).__name__}")
-    if not isinstance(config, TimingConfig):
-        raise TypeError(f"measure: config must be a TimingConfig, got {type(config).__name__}")
-    dev = str(device)
-    try:
-        backend = devices.backend(dev)
-    except ValueError as e:
-        raise ValueError(f"measure: {e}") from None
-    if not backend.available():
-        raise RuntimeError(f"measure: device {dev!r} requested but {backend.unavailable_reason()}; "
-                           "use device='cpu' or run on a machine that has it")
-    with backend.current(dev):
-        timer = time_hook if time_hook is not None else backend.timer(fn, sync, dev)
-        return _run(fn, dev, config, timer, sync, device_sync=lambda: backend.synchronize(dev), hooks=hooks,
-                    agree=stop_hook or _alone)
+    s = Sampler(fn, device=device, config=config, sync=sync, hooks=hooks, time_hook=time_hook, stop_hook=stop_hook)
+    s.first_call()
+    s.first_output = None
+    s.warm_up()
+    s.sample()
+    return s.measurement()
 
 
 def _alone(stop: bool) -> bool:
     return stop
 
 
-def _run(
-    fn: Callable[[], object],
-    dev: str,
-    cfg: TimingConfig,
-    timed: Callable[[], float],
-    sync: Callable[[], object] | None,
-    device_sync: Callable[[], object] | None,
-    hooks: Any = None,
-    agree: Callable[[bool], bool] = _alone,
-) -> Measurement:
-    pc = time.perf_counter
+class Sampler:
+    """The one warm-up/sampling loop, in steps: :meth:`first_call`, :meth:`warm_up`, then
+    :meth:`sample` until the stop rule says done (``seconds=None``) or for a block of
+    `seconds`; :meth:`measurement` gives the result. The stop rule counts this sampler's own
+    sampling time, so blocks of several samplers may interleave (a round measuring a model's
+    modes side by side); `hooks` are called around every block."""
 
-    # 1. First call, alone, on the host clock with the device drained before and after.
-    if device_sync is not None:
-        device_sync()
-    t0 = pc()
-    fn()
-    if sync is not None:
-        sync()
-    if device_sync is not None:
-        device_sync()
-    first_call_s = pc() - t0
+    def __init__(self, fn: Callable[[], object], *, device: str = "cpu", config: TimingConfig = TimingConfig(),
+                 sync: Callable[[], object] | None = None, hooks: Any = None,
+                 time_hook: Callable[[], float] | None = None, stop_hook: Callable[[bool], bool] | None = None):
+        if not callable(fn):
+            raise TypeError(f"measure: fn must be a zero-argument callable, got {type(fn).__name__}")
+        for name, hook in (("sync", sync), ("time_hook", time_hook), ("stop_hook", stop_hook)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"measure: {name} must be callable or None, got {type(hook).__name__}")
+        if not isinstance(config, TimingConfig):
+            raise TypeError(f"measure: config must be a TimingConfig, got {type(config).__name__}")
+        self.dev = str(device)
+        try:
+            self.backend = devices.backend(self.dev)
+        except ValueError as e:
+            raise ValueError(f"measure: {e}") from None
+        if not self.backend.available():
+            raise RuntimeError(f"measure: device {self.dev!r} requested but {self.backend.unavailable_reason()}; "
+                               "use device='cpu' or run on a machine that has it")
+        self.fn, self.cfg, self.sync, self.hooks = fn, config, sync, hooks
+        self.agree = stop_hook or _alone
+        with self.backend.current(self.dev):
+            self.timed = time_hook if time_hook is not None else self.backend.timer(fn, sync, self.dev)
+        self.first_call_s = 0.0
+        self.first_output: object = None  # what the first call returned (the caller checks it, then drops it)
+        self.warmup_iters, self.warmup_s, self.steady = 0, 0.0, False
+        self.samples: list[float] = []
+        self.sampling_s = 0.0  # this sampler's own sampling time (blocks summed)
+        self.reason = ""
+        self._next_check = max(config.min_samples, MIN_N_FOR_CI)
 
-    # 2. Warm-up until two consecutive non-overlapping windows agree (or the budget is spent).
-    w, tol = cfg.warmup_window, cfg.warmup_tol
-    need = max(cfg.warmup_min_iters, 2 * w)
-    times: list[float] = []
-    t_w = pc()
-    while True:
-        k = len(times)
-        settled = False
-        if k >= need:
-            prev = statistics.median(times[-2 * w : -w])
-            cur = statistics.median(times[-w:])
-            settled = abs(cur - prev) <= tol * prev
-        spent = k >= cfg.warmup_min_iters and pc() - t_w >= cfg.warmup_max_s
-        if agree(settled or spent):
-            steady = settled
-            break
-        times.append(timed())
-    warmup_s = pc() - t_w
-    warmup_iters = len(times)
-    del times
+    def _drain(self) -> None:
+        self.backend.synchronize(self.dev)
 
-    # 3. Sampling. Outside the timed region: drain the device, collect garbage once.
-    gc.collect()
-    if device_sync is not None:
-        device_sync()
-    samples: list[float] = []
-    append = samples.append
-    min_n, max_n = cfg.min_samples, cfg.max_samples
-    min_t, max_t, target = cfg.min_time_s, cfg.max_time_s, cfg.target_rel_ci
-    next_check = max(min_n, MIN_N_FOR_CI)
-    if hooks is not None:
-        hooks.begin()
-    t_s = pc()
-    while True:
-        append(timed())
-        n = len(samples)
-        reason = ""
-        if n >= min_n:
-            elapsed = pc() - t_s
-            over_budget = elapsed >= max_t
-            if (
-                target > 0
-                and elapsed >= min_t
-                and n >= MIN_N_FOR_CI
-                and (n >= next_check or n >= max_n or over_budget)
-            ):
-                next_check = n + max(1, n // 20)  # re-check after ~5% more samples
-                if rel_ci_sorted(np.sort(np.asarray(samples))) < target:
-                    reason = "precision"
-            if not reason and n >= max_n:
-                reason = "max_samples"
-            if not reason and over_budget:
-                reason = "time_budget"
-        if agree(bool(reason)):
-            reason = reason or "time_budget"  # another process's budget ran out first
-            break
-    if hooks is not None:
-        hooks.end(len(samples))
+    def first_call(self) -> float:
+        """The first call, alone, on the host clock with the device drained before and after
+        (the compile time of a compiled model): never a sample."""
+        pc = time.perf_counter
+        with self.backend.current(self.dev):
+            self._drain()
+            t0 = pc()
+            self.first_output = self.fn()
+            if self.sync is not None:
+                self.sync()
+            self._drain()
+            self.first_call_s = pc() - t0
+        return self.first_call_s
 
-    return Measurement(
-        samples_ms=tuple(samples),
-        warmup_iters=warmup_iters,
-        warmup_s=warmup_s,
-        first_call_s=first_call_s,
-        steady=steady,
-        stop_reason=reason,
-        device=dev,
-        config=cfg,
-    )
+    def warm_up(self) -> None:
+        """Calls until two consecutive non-overlapping windows agree (or the budget is spent)."""
+        pc, cfg = time.perf_counter, self.cfg
+        w, tol = cfg.warmup_window, cfg.warmup_tol
+        need = max(cfg.warmup_min_iters, 2 * w)
+        times: list[float] = []
+        with self.backend.current(self.dev):
+            t_w = pc()
+            while True:
+                k = len(times)
+                settled = False
+                if k >= need:
+                    prev = statistics.median(times[-2 * w : -w])
+                    cur = statistics.median(times[-w:])
+                    settled = abs(cur - prev) <= tol * prev
+                spent = k >= cfg.warmup_min_iters and pc() - t_w >= cfg.warmup_max_s
+                if self.agree(settled or spent):
+                    self.steady = settled
+                    break
+                times.append(self.timed())
+            self.warmup_s = pc() - t_w
+        self.warmup_iters = len(times)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.reason)
+
+    def _decide(self, n: int) -> str:
+        cfg = self.cfg
+        if n < cfg.min_samples:
+            return ""
+        over_budget = self.sampling_s >= cfg.max_time_s
+        if (cfg.target_rel_ci > 0 and self.sampling_s >= cfg.min_time_s and n >= MIN_N_FOR_CI
+                and (n >= self._next_check or n >= cfg.max_samples or over_budget)):
+            self._next_check = n + max(1, n // 20)  # re-check after ~5% more samples
+            if rel_ci_sorted(np.sort(np.asarray(self.samples))) < cfg.target_rel_ci:
+                return "precision"
+        if n >= cfg.max_samples:
+            return "max_samples"
+        if over_budget:
+            return "time_budget"
+        return ""
+
+    def sample(self, seconds: float | None = None) -> bool:
+        """Take samples, one per call: until the stop rule says done, or (`seconds` given) for
+        a block of at least one call and about that long, stopping early when the rule says
+        done. Outside every sample: the device drained and garbage collected once before the
+        block, the hooks around it. Returns :attr:`done`."""
+        if self.done:
+            return True
+        pc = time.perf_counter
+        append, samples = self.samples.append, self.samples
+        with self.backend.current(self.dev):
+            if not samples:  # once, before the first sample (with several models live it takes a while)
+                gc.collect()
+            self._drain()
+            if self.hooks is not None:
+                self.hooks.begin()
+            n0 = len(samples)
+            block_t0 = t_s = pc()
+            while True:
+                append(self.timed())
+                now = pc()
+                self.sampling_s += now - t_s
+                t_s = now
+                reason = self._decide(len(samples))
+                if self.agree(bool(reason)):
+                    self.reason = reason or "time_budget"  # another process's budget ran out first
+                    break
+                if seconds is not None and now - block_t0 >= seconds:
+                    break
+            if self.hooks is not None:
+                self.hooks.end(len(samples) - n0)
+        return self.done
+
+    def measurement(self) -> Measurement:
+        return Measurement(
+            samples_ms=tuple(self.samples),
+            warmup_iters=self.warmup_iters,
+            warmup_s=self.warmup_s,
+            first_call_s=self.first_call_s,
+            steady=self.steady,
+            stop_reason=self.reason or "time_budget",
+            device=self.dev,
+            config=self.cfg,
+        )

@@ -70,14 +70,17 @@ class Energy(Tracker):
     - ``energy_j_per_image`` = energy_j / (sampled calls x batch size).
 
     Where the device has no counter (CPU, other GPUs, NVML missing or too old) the columns are
-    empty and ``energy_note`` says why."""
+    empty and ``energy_note`` says why. Samples taken in several blocks (interleaved with other
+    cases') sum the blocks' energy, time and calls."""
 
     clock: Callable[[], float] = staticmethod(time.perf_counter)
 
     def start(self, case: Case) -> None:
         self.mon, self.note = devices.backend(case.device).monitor(case.device)
-        self.e0 = self.e1 = self.t0 = self.t1 = None
+        self.e0 = self.t0 = None
+        self.mj = self.window = 0.0  # summed over the blocks of samples (one block unless interleaved)
         self.calls = 0
+        self.read = False
 
     def _read(self) -> tuple[float | None, float]:
         from bench.core.nvml import NvmlUnavailable
@@ -94,14 +97,19 @@ class Energy(Tracker):
 
     def samples_end(self, case: Case, calls: int) -> None:
         if self.mon is not None and self.e0 is not None:
-            self.e1, self.t1 = self._read()
-            self.calls = calls
+            e1, t1 = self._read()
+            if e1 is not None:
+                self.mj += e1 - self.e0
+                self.window += t1 - self.t0
+                self.calls += calls
+                self.read = True
+            self.e0 = None
 
     def stop(self, case: Case) -> dict[str, Any]:
         empty = {"energy_j": None, "energy_window_s": None, "power_w_mean": None, "energy_j_per_image": None}
-        if self.e0 is None or self.e1 is None:
+        if not self.read:
             return empty | {"energy_note": self.note or "the energy counter was not read"}
-        joules, window = (self.e1 - self.e0) / 1000.0, self.t1 - self.t0
+        joules, window = self.mj / 1000.0, self.window
         if joules <= 0 or window <= 0 or self.calls < 1:
             return empty | {"energy_note": f"the energy counter did not advance over the {window:.3f} s of samples"}
         return {"energy_j": joules, "energy_window_s": window, "power_w_mean": joules / window,
@@ -133,7 +141,8 @@ class GpuClocks(Tracker):
 
     def samples_begin(self, case: Case) -> None:
         if self.mon is not None:
-            self.v0 = self.mon.optional("violation_ns") or {}
+            if not self.v0:  # at the first block of samples
+                self.v0 = self.mon.optional("violation_ns") or {}
             self._reasons()
 
     def samples_end(self, case: Case, calls: int) -> None:

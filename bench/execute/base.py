@@ -31,6 +31,9 @@ class RunSettings:
     case_timeout_s: float | None = None
     oom_backoff: bool = False
     check_outputs: bool = True  # compare each mode's first output with eager fp32
+    # measure a model's cases side by side in its process, samples in rotating blocks
+    # (CaseRunner.run_interleaved), on a device whose memory allows it (Device.interleaves)
+    interleave: bool = False
     profile: bool = True  # count params/MACs/activations (fvcore) for each model and image size
     seed: int = 0
     overrides: dict = field(default_factory=dict)  # spec field -> value, for every model (--set)

@@ -166,19 +166,10 @@ class CaseRunner:
             return self._run(case)
 
     def _run(self, case: Case) -> dict[str, Any]:
-        row = base_row(case, "ok")
-        row["load_avg_1m"] = load_avg()
         if case.ddp:  # never measured as a plain case under a data-parallel key
-            row.update(status="error", error="a data-parallel case runs through bench.execute.ddp, not CaseRunner")
-            return row
-        try:
-            row.update(spec_columns(case.model, self.settings.overrides))
-        except Exception as exc:  # unknown model reaching the worker: a row, not a crash
-            row.update(status="error", error=one_line(exc))
-            return row
-        reason = modes.skip_reason(case)
-        if reason:
-            row.update(status="skipped", error=reason)
+            return base_row(case, "error", "a data-parallel case runs through bench.execute.ddp, not CaseRunner")
+        row = self._checked_row(case)
+        if row["status"] != "ok":
             return row
         if self.settings.search:
             return self._search_row(case, row)
@@ -194,28 +185,32 @@ class CaseRunner:
                     row["error"] = f"out of memory at batch {case.batch_size}; measured at batch {batch}"
                 return columns.derive(row)
             except Exception as exc:
-                gc.collect()
-                devices.backend(case.device).empty_cache()
-                if devices.is_oom(exc):
-                    if self.settings.oom_backoff and batch > 1:
-                        batch //= 2
-                        continue
-                    where = phase_of(exc, phase)
-                    text = one_line(exc)
-                    row.update(status="oom", oom_phase=where,
-                               error=text if where == "estimate" else describe(text, where, phase))
-                    if batch != case.batch_size:
-                        row["error"] += f" (backed off down to batch {batch})"
-                    return row
-                row.update(status="error", error=one_line(exc))
-                if os.environ.get("RESNET_BENCH_DEBUG"):
-                    traceback.print_exc()
+                if devices.is_oom(exc) and self.settings.oom_backoff and batch > 1:
+                    gc.collect()
+                    devices.backend(case.device).empty_cache()
+                    batch //= 2
+                    continue
+                row = self._failed(row, exc, phase, case)
+                if batch != case.batch_size and row["status"] == "oom":
+                    row["error"] += f" (backed off down to batch {batch})"
                 return row
 
     def _measure(self, case: Case, phase: Phase) -> dict[str, Any]:
+        live = self._open(case, phase)
+        try:
+            with modes.precision_context(case):
+                live.sampler.sample()
+            return self._close(live, phase)
+        finally:
+            live.release()
+
+    def _open(self, case: Case, phase: Phase, fresh_compile: bool = True) -> _Live:
+        """Everything before the samples: the memory estimate, the counts, the input, the
+        reference output, the trackers started, the model copied and its mode applied, the
+        first call (compilation) timed apart with its output checked, the warm-up."""
         import torch
 
-        from bench.core import memory, timing
+        from bench.core import timing
 
         if self.settings.memory_check:
             phase.set("estimate")
@@ -230,47 +225,133 @@ class CaseRunner:
         ref = self.reference_output(case, x, y) if (self.settings.check_outputs and not case.is_reference) else None
         if isinstance(ref, str):
             out["output_note"], ref = ref, None
-
-        if case.compile != "none":  # eager cases skip importing torch._dynamo (slow, once per process)
+        # a fresh compile per case (no recompile limit reached), unless another compiled case is
+        # live beside it (interleaved); eager cases skip importing torch._dynamo (slow)
+        if case.compile != "none" and fresh_compile:
             torch._dynamo.reset()
-        trackers = [t() for t in TRACKERS]
-        for t in trackers:
+        live = _Live(case, out, [t() for t in TRACKERS])
+        for t in live.trackers:
             t.start(case)
-        dev = devices.backend(case.device)
-        phase.set("model")
-        model = copy.deepcopy(base).to(case.device)
-        prepared = None
         try:
+            phase.set("model")
+            live.model = copy.deepcopy(base).to(case.device)
             with modes.precision_context(case):
-                prepared = modes.prepare(model, case, x, y, phase=phase)
+                live.prepared = modes.prepare(live.model, case, x, y, phase=phase)
+                live.sampler = timing.Sampler(live.prepared.step, device=case.device, config=self.settings.timing,
+                                              hooks=SampleHooks(live.trackers, case))
                 phase.set("forward")
                 phase.first_call = True
-                t0 = time.perf_counter()
-                first = prepared.step()
-                dev.synchronize(case.device)
-                first_s = time.perf_counter() - t0
+                live.sampler.first_call()
                 phase.first_call = False
                 if ref is not None:
-                    abs_d, rel_d = modes.max_diff(first, ref)
+                    abs_d, rel_d = modes.max_diff(live.sampler.first_output, ref)
                     out.update(max_abs_diff=abs_d, max_rel_diff=rel_d, output_ok=bool(rel_d <= modes.tolerance(case)))
                 elif case.is_reference:
                     out.update(max_abs_diff=0.0, max_rel_diff=0.0, output_ok=True)
-                m = timing.measure(prepared.step, device=case.device, config=self.settings.timing,
-                                   hooks=SampleHooks(trackers, case))
-                for t in trackers:  # before the memory pass, which resets the peak counters
-                    out.update(t.stop(case))
-                if self.settings.memory_pass_steps:
-                    phase.set("memory pass")
-                    out.update(memory.measure_peaks(prepared.step, case.device, self.settings.memory_pass_steps))
-                if self.settings.trace_dir:
-                    phase.set("trace")
-                    out.update(self._trace(prepared.step, case))
-        finally:
-            del model, prepared
+                live.sampler.first_output = None
+                live.sampler.warm_up()
+        except BaseException:
+            live.release()
+            raise
+        return live
+
+    def _close(self, live: _Live, phase: Phase) -> dict[str, Any]:
+        """After the samples: the trackers' columns, the memory pass, the trace, the timing."""
+        from bench.core import memory
+
+        case, out = live.case, live.out
+        step = live.prepared.step
+        with modes.precision_context(case):
+            for t in live.trackers:  # before the memory pass, which resets the peak counters
+                out.update(t.stop(case))
+            if self.settings.memory_pass_steps:
+                phase.set("memory pass")
+                out.update(memory.measure_peaks(step, case.device, self.settings.memory_pass_steps))
+            if self.settings.trace_dir:
+                phase.set("trace")
+                out.update(self._trace(step, case))
+        m = live.sampler.measurement()
         out.update(m.to_dict())
-        out["first_call_s"] = first_s
-        out["compile_s"] = first_s if case.compile != "none" else None
+        out["first_call_s"] = m.first_call_s
+        out["compile_s"] = m.first_call_s if case.compile != "none" else None
         return out
+
+    # -- a model's cases side by side ------------------------------------------------
+    def run_interleaved(self, cases: list[Case]):
+        """Measure one model's cases side by side: each case opened (first call, output check,
+        warm-up) and kept, then their samples taken in blocks, in an order that rotates from block
+        to block, so what the machine does meanwhile falls on every case alike and their ratios
+        (the speedup over eager fp32) are paired within the process, not only between rounds.
+        Yields ``("start", case)`` (for each case as it opens, and before each of its blocks: a
+        parent's case timeout counts from it) and ``("row", row)``. A case that fails while it
+        opens gets its row at once; the others go on."""
+        from bench.execute.rounds import order
+
+        with torch_settings(self.settings.threads):
+            live, rows = [], {}
+            for case in cases:
+                yield "start", case
+                row = self._checked_row(case)
+                if row["status"] != "ok":
+                    yield "row", row
+                    continue
+                phase = Phase()
+                compiled = any(lv.case.compile != "none" for lv, _, _ in live)
+                try:
+                    live.append((self._open(case, phase, fresh_compile=not compiled), row, phase))
+                except Exception as exc:
+                    yield "row", self._failed(row, exc, phase, case)
+            blocks = INTERLEAVE_BLOCKS
+            block_s = self.settings.timing.max_time_s / blocks
+            k = 0
+            while any(not lv.sampler.done for lv, _, _ in live):
+                k += 1
+                for lv, row, phase in order([x for x in live if not x[0].sampler.done], k):
+                    yield "start", lv.case
+                    try:
+                        with modes.precision_context(lv.case):
+                            lv.sampler.sample(block_s)
+                    except Exception as exc:
+                        live.remove((lv, row, phase))
+                        lv.release()
+                        yield "row", self._failed(row, exc, phase, lv.case)
+            for lv, row, phase in live:
+                try:
+                    row.update(self._close(lv, phase))
+                    rows[lv.case.key()] = columns.derive(row)
+                except Exception as exc:
+                    rows[lv.case.key()] = self._failed(row, exc, phase, lv.case)
+                finally:
+                    lv.release()
+            for lv, _, _ in live:
+                yield "row", rows[lv.case.key()]
+
+    def _checked_row(self, case: Case) -> dict[str, Any]:
+        """A case's row before anything runs: status ok, or why it cannot (skipped, error)."""
+        row = base_row(case, "ok")
+        row["load_avg_1m"] = load_avg()
+        try:
+            row.update(spec_columns(case.model, self.settings.overrides))
+        except Exception as exc:
+            row.update(status="error", error=one_line(exc))
+            return row
+        reason = modes.skip_reason(case)
+        if reason:
+            row.update(status="skipped", error=reason)
+        return row
+
+    def _failed(self, row: dict[str, Any], exc: BaseException, phase: Phase, case: Case) -> dict[str, Any]:
+        gc.collect()
+        devices.backend(case.device).empty_cache()
+        if devices.is_oom(exc):
+            where = phase_of(exc, phase)
+            text = one_line(exc)
+            row.update(status="oom", oom_phase=where, error=text if where == "estimate" else describe(text, where, phase))
+        else:
+            row.update(status="error", error=one_line(exc))
+            if os.environ.get("RESNET_BENCH_DEBUG"):
+                traceback.print_exc()
+        return row
 
     def _trace(self, step, case: Case) -> dict[str, Any]:
         """The profiler trace of a few steps (bench.core.trace); a failure is noted, never fatal."""
@@ -372,6 +453,22 @@ def torch_settings(threads: int | None):
         config = sys.modules.get("torch._inductor.config")
         if config is not None:
             config.freezing = bool(freezing) if freezing is not None else False
+
+
+#: Blocks a case's samples are split into when a model's cases are measured side by side.
+INTERLEAVE_BLOCKS = 8
+
+
+class _Live:
+    """A case opened for sampling: its row's columns so far, trackers, model, prepared step and
+    sampler (bench.core.timing.Sampler)."""
+
+    def __init__(self, case: Case, out: dict[str, Any], trackers: list):
+        self.case, self.out, self.trackers = case, out, trackers
+        self.model = self.prepared = self.sampler = None
+
+    def release(self) -> None:
+        self.model = self.prepared = self.sampler = None
 
 
 #: Steps a max-batch probe runs (the first allocates optimizer state, later ones are steady).

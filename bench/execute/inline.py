@@ -17,14 +17,21 @@ class InlineExecutor(Executor):
     name = "inline"
 
     def run(self, cases: Sequence[Case], settings: RunSettings, events: Events) -> None:
+        from bench.core.case import group_by_model
+        from bench.execute import worker
+
         runner = CaseRunner(settings)
-        for case in cases:
-            events.started(case)
-            if case.ddp:
+        for group in group_by_model(cases):
+            plain = [c for c in group if not c.ddp]
+            for kind, value in worker.events(runner, plain, settings):  # as a worker process would
+                if kind == "start":
+                    events.started(value)
+                else:
+                    events.row(value)
+            for case in (c for c in group if c.ddp):
                 from bench.execute import ddp
                 from bench.execute.local import stamped
 
+                events.started(case)
                 row, env = ddp.run_case(case, settings)
                 events.row(stamped(row, env))  # the ranks' environment (threads per rank)
-            else:
-                events.row(runner.run(case))

@@ -91,10 +91,12 @@ def order(items: Sequence[T], round_no: int) -> list[T]:
 
 def round_settings(settings: RunSettings, round_no: int) -> RunSettings:
     """Round 1 measures everything; later rounds time only (no counting, output check, memory
-    pass or trace: measured once, in round 1)."""
+    estimate, memory pass or trace: measured once, in round 1, which every case measured in a
+    later round passed)."""
     if round_no == 1:
         return settings
-    return dataclasses.replace(settings, profile=False, check_outputs=False, memory_pass_steps=0, trace_dir=None)
+    return dataclasses.replace(settings, profile=False, check_outputs=False, memory_check=False, memory_pass_steps=0,
+                               trace_dir=None)
 
 
 def grouped_order(cases: Sequence[Case], round_no: int) -> list[Case]:

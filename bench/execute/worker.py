@@ -32,12 +32,28 @@ def main() -> int:
     cases = [Case.from_dict(d) for d in payload["cases"]]
     if cases:
         proto.write(json.dumps({"event": "env", "env": json_safe(_environment(cases[0].device, settings))}) + "\n")
-    for case in cases:
-        proto.write(json.dumps({"event": "start", "key": case.key()}) + "\n")
-        row = runner.run(case)
-        proto.write(json.dumps({"event": "row", "key": case.key(), "row": json_safe(row)}) + "\n")
+    for kind, value in events(runner, cases, settings):
+        if kind == "start":
+            proto.write(json.dumps({"event": "start", "key": value.key()}) + "\n")
+        else:
+            proto.write(json.dumps({"event": "row", "key": Case.from_row(value).key(), "row": json_safe(value)}) + "\n")
     proto.close()
     return 0
+
+
+def events(runner, cases: list, settings):
+    """The cases' ("start", case) and ("row", row) events: side by side when the settings ask
+    for it and the device allows it (bench.execute.case_runner.CaseRunner.run_interleaved),
+    else one case after the other."""
+    from bench.core import devices
+
+    if (settings.interleave and not settings.search and len(cases) > 1
+            and all(devices.backend(c.device).interleaves for c in cases)):
+        yield from runner.run_interleaved(cases)
+        return
+    for case in cases:
+        yield "start", case
+        yield "row", runner.run(case)
 
 
 def _environment(device: str, settings) -> dict:
@@ -59,4 +75,9 @@ def _environment(device: str, settings) -> dict:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    # Every row is written and flushed; skip the interpreter's teardown of torch and inductor
+    # (about 1.5 s per process, paid once per model and round).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

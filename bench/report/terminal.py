@@ -136,7 +136,9 @@ def speed_gate_text(results: list[dict], threshold: float, alpha: float) -> str:
     verdicts and reasons (from a gate file) escaped (bench.escape.terminal)."""
     lines = [f"speed gate: fail when p < {alpha:g} and the ratio's 95% CI upper bound > {1 + threshold:.3f} "
              f"(threshold {threshold:.1%})",
-             f"{'case':<52} {'base ms':>9} {'cand ms':>9} {'ratio':>7} {'95% CI':>15} {'p':>8} {'unit':>10}  verdict"]
+             f"{'case':<52} {'base ms':>9} {'cand ms':>9} {'ratio':>7} {'95% CI':>15} {'p':>8} {'unit':>10}  verdict",
+             "(paired rounds: ms = the median over rounds of each round's 10th percentile; saved baselines: "
+             "the medians)"]
     for r in results:
         c = r.get("comparison")
         label = escape.terminal(r["label"])
