@@ -101,7 +101,7 @@ def gate_settings(device: str, *, threads: int | None = None, round_time_s: floa
                   min_samples: int | None = None, min_time_s: float | None = None,
                   max_warmup_s: float | None = None) -> RunSettings:
     """Per-process timing: a fixed sampling time (no early precision stop, so both sides get the
-    same budget), a short warm-up, no profiling, no output check. One thread on CPU unless
+    same budget), a short warm-up, no profiling, no output check, no memory estimate. One thread on CPU unless
     asked: an oversubscribed multi-threaded CPU process degrades by orders of magnitude (OpenMP
     barriers wait on a descheduled thread)."""
     from bench.core.timing import TimingConfig
@@ -121,7 +121,9 @@ def gate_settings(device: str, *, threads: int | None = None, round_time_s: floa
         raise UserError(str(e)) from None
     if threads is None and device == "cpu":
         threads = 1
-    return RunSettings(timing=timing, threads=threads, isolate=True, check_outputs=False, profile=False)
+    # no memory estimate either: a gate case is small, and the estimate costs ~1.3 s per process
+    return RunSettings(timing=timing, threads=threads, isolate=True, check_outputs=False, profile=False,
+                       memory_check=False)
 
 
 @dataclass
