@@ -27,6 +27,8 @@ MIN_IMAGE_SIZE = 1  # a positive size; each variant's own minimum is its total s
 
 #: Eager fp32 contiguous: what every other mode is compared with (speed and numerics).
 REFERENCE_MODE = ("contiguous", "fp32", "none")
+#: ... in PyTorch (bench.core.backends).
+REFERENCE_BACKEND = "pytorch"
 
 
 @dataclass(frozen=True, order=True)
@@ -44,6 +46,9 @@ class Case:
     # torch.distributed data-parallel ranks (one device each, one node); 0 = a plain case in one
     # process. With ddp, batch_size is the batch per rank.
     ddp: int = 0
+    # the runtime the model runs in (bench.core.backends): pytorch (eager or torch.compile, per
+    # `compile`), aoti, onnxruntime, openvino, tensorrt
+    backend: str = "pytorch"
 
     @property
     def mode(self) -> tuple[str, str, str]:
@@ -51,12 +56,12 @@ class Case:
 
     @property
     def is_reference(self) -> bool:
-        return self.mode == REFERENCE_MODE
+        return self.mode == REFERENCE_MODE and self.backend == REFERENCE_BACKEND
 
     def reference(self) -> Case:
-        """The same case in the reference mode."""
+        """The same case in the reference mode (eager fp32 contiguous, PyTorch)."""
         return dataclasses.replace(self, layout=REFERENCE_MODE[0], precision=REFERENCE_MODE[1],
-                                   compile=REFERENCE_MODE[2])
+                                   compile=REFERENCE_MODE[2], backend=REFERENCE_BACKEND)
 
     def key(self) -> str:
         """The case's identity: its fields joined by ``|``; a field at its default
@@ -69,7 +74,8 @@ class Case:
         data-parallel case)."""
         return (f"{self.model} {self.workload} bs{self.batch_size} {self.image_size}px "
                 f"{self.layout}/{self.precision}/{self.compile} {self.device}"
-                + (f" ddp{self.ddp}" if self.ddp else ""))
+                + (f" ddp{self.ddp}" if self.ddp else "")
+                + (f" {self.backend}" if self.backend != REFERENCE_BACKEND else ""))
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -126,20 +132,29 @@ class Sweep:
     device: str
     natural_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
     ddp: tuple[int, ...] = ()
+    # runtimes (bench.core.backends): each (layout, precision, compile) mode in each of them; a
+    # mode of four names (a preset's) names its backend itself
+    backends: tuple[str, ...] = (REFERENCE_BACKEND,)
 
     def sizes_of(self, model: str) -> tuple[int, ...]:
         return self.image_sizes or (self.natural_sizes.get(model) or natural_size(model),)
 
+    def full_modes(self) -> list[tuple[str, str, str, str]]:
+        """(layout, precision, compile, backend) of every mode, the reference first."""
+        full = [m if len(m) == 4 else (*m, b) for m in self.modes for b in ((None,) if len(m) == 4 else self.backends)]
+        ref = REFERENCE_MODE + (REFERENCE_BACKEND,)
+        return sorted(dict.fromkeys(full), key=lambda m: (m != ref,))
+
     def cases(self) -> list[Case]:
         """All cases, grouped by model (the unit of process isolation), reference mode first."""
-        modes = sorted(self.modes, key=lambda m: (m != REFERENCE_MODE,))
+        modes = self.full_modes()
         out = []
         for model in self.models:
-            for workload, bs, size, (layout, prec, comp) in itertools.product(
+            for workload, bs, size, (layout, prec, comp, backend) in itertools.product(
                 self.workloads, self.batch_sizes, self.sizes_of(model), modes
             ):
                 ranks = self.ddp if (workload == "train" and self.ddp) else (0,)
-                out += [Case(model, workload, bs, size, layout, prec, comp, self.device, n) for n in ranks]
+                out += [Case(model, workload, bs, size, layout, prec, comp, self.device, n, backend) for n in ranks]
         return out
 
 

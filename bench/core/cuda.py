@@ -79,6 +79,19 @@ class CudaDevice(Device):
                 return start.elapsed_time(end)
         return timed
 
+    def marker(self, device: str):
+        """CUDA events recorded on the current stream where the host reaches the mark (a stage's
+        forward hook), so a stage's time is the GPU's time between its first kernel's start and
+        its last kernel's end; read after a synchronize."""
+        import torch
+
+        def mark():
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            return e
+
+        return mark, lambda a, b: a.elapsed_time(b)
+
     @contextlib.contextmanager
     def current(self, device: str) -> Iterator[None]:
         import torch

@@ -69,6 +69,12 @@ class Device:
                 return (pc() - t0) * 1e-6
         return timed
 
+    def marker(self, device: str) -> tuple[Callable[[], Any], Callable[[Any, Any], float]]:
+        """(mark, elapsed_ms): ``mark()`` stamps a point inside running work (a stage's start
+        in a forward hook) and ``elapsed_ms(a, b)`` reads the time between two stamps once the
+        work is done (bench.core.stages). Host clock: ``perf_counter_ns``."""
+        return time.perf_counter_ns, lambda a, b: (b - a) * 1e-6
+
     @contextlib.contextmanager
     def current(self, device: str) -> Iterator[None]:
         """Make `device` the current one while timing (multi-device kinds)."""

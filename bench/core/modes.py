@@ -106,6 +106,9 @@ register(Precision("bf16", "bfloat16", tf32=False, tolerance=5e-2, requires=("bf
                    doc="torch.autocast to bfloat16"))
 register(Precision("fp16", "float16", tf32=False, tolerance=1e-2, grad_scaler=True, requires=("fp16_autocast",),
                    doc="torch.autocast to float16; training with a GradScaler"))
+register(Precision("int8", None, tf32=False, tolerance=1.0,
+                   doc="static int8 quantization, each backend its own way (bench.core.backends); checked by the "
+                       "cosine similarity and top-1/top-5 agreement of its logits (bench.core.backends.int8)"))
 register(CompileMode("none", None, "eager"))
 register(CompileMode("default", "default", "torch.compile, inductor", requires=("compile",)))
 register(CompileMode("max-autotune", "max-autotune", "torch.compile with autotuning", requires=("compile",)))
@@ -119,7 +122,15 @@ def parts(case: Case) -> tuple[Layout, Precision, CompileMode]:
 
 
 def skip_reason(case: Case) -> str | None:
-    """Why the case's device cannot run its mode, or None. Never silently substituted."""
+    """Why the case's device or backend cannot run its mode, or None. Never silently substituted."""
+    from bench.core import backends
+
+    try:
+        why = backends.get(case.backend).skip_reason(case)
+    except ValueError as e:
+        return str(e)
+    if why or case.backend != "pytorch":
+        return why
     dev = devices.backend(case.device)
     caps = dev.capabilities(case.device)
     for part in parts(case):

@@ -20,7 +20,8 @@ output unchecked (``output_note``) and the case goes on.
 
 from __future__ import annotations
 
-PHASES = ("estimate", "profile", "input", "model", "compile", "forward", "backward", "optimizer", "memory pass", "trace")
+PHASES = ("estimate", "profile", "input", "model", "build", "compile", "forward", "verify", "backward", "optimizer",
+          "timing", "memory pass", "stage pass", "trace")
 
 
 class Phase:
