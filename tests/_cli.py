@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # One short round per case: tests of what a run does (faults, resume, files) need no statistics;
 # tests of rounds ask for them (--rounds N after FAST wins).
-FAST = ["--max-time", "0.3", "--min-samples", "3", "--max-warmup", "1", "--quiet", "--rounds", "1"]
+FAST = ["--max-time", "0.3", "--min-samples", "3", "--max-warmup", "1", "--quiet", "--rounds", "1", "--no-stages"]
 
 
 def env_with_plugins(*modules: str) -> dict[str, str]:

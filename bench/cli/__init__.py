@@ -14,12 +14,12 @@ import sys
 import traceback
 
 from bench import escape
-from bench.cli import check, compare, list as list_cmd, profile, report, run, validate
+from bench.cli import bisect, check, ci, compare, db, history, list as list_cmd, profile, report, run, validate
 from bench.cli.common_args import Parser
 from bench.errors import UserError, one_line
 
 EXIT_USAGE = 2
-COMMANDS = (list_cmd, profile, run, report, compare, check, validate)
+COMMANDS = (list_cmd, profile, run, report, compare, check, validate, db, history, bisect, ci)
 
 
 def build_parser() -> Parser:

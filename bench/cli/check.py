@@ -130,6 +130,7 @@ def speed_cases(args, device: str) -> list:
         A.parse_modes(args, defaults),
         A.parse_choices(get("workloads"), "workload", WORKLOADS),
         device,
+        backends=A.parse_backends(args.backends),
     ).cases()
 
 

@@ -55,6 +55,13 @@ def parse_positive_ints(text: str | Sequence[str], what: str, minimum: int = 1) 
     return tuple(dict.fromkeys(out))
 
 
+def parse_backends(text: str | None) -> tuple[str, ...]:
+    """--backends (default: pytorch alone)."""
+    from bench.core import backends
+
+    return parse_choices(text, "backend", backends.names()) if text is not None else (backends.DEFAULT,)
+
+
 def parse_modes(args, defaults: dict[str, Sequence[str]]) -> tuple[tuple[str, str, str], ...]:
     """--layouts x --precisions x --compile (each defaulting to `defaults[axis]`)."""
     from bench.core import modes
@@ -212,7 +219,7 @@ def add_variant_flags(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------- sweeps
-SWEEP_FLAGS = ("models", "batch_sizes", "image_sizes", "layouts", "precisions", "compile", "workloads")
+SWEEP_FLAGS = ("models", "batch_sizes", "image_sizes", "layouts", "precisions", "compile", "workloads", "backends")
 
 
 def add_sweep_flags(p: argparse.ArgumentParser, helps: dict[str, str] | None = None) -> None:
@@ -230,6 +237,8 @@ def add_sweep_flags(p: argparse.ArgumentParser, helps: dict[str, str] | None = N
         "precisions": f"comma-separated: {', '.join(modes.names('precision'))}",
         "compile": f"comma-separated: {', '.join(modes.names('compile'))}",
         "workloads": f"comma-separated: {', '.join(WORKLOADS)}",
+        "backends": "comma-separated runtimes: pytorch (default: eager or torch.compile per --compile), aoti, "
+                    "onnxruntime, openvino, tensorrt; each mode is measured in each",
         "device": f"auto, {', '.join(devices.kinds())} (default auto: an accelerator if available)",
         "threads": "torch threads in the measuring process (default: torch's)",
         "max_time": "seconds of samples per case at most (default 10)",

@@ -61,6 +61,8 @@ def add_parser(sub) -> None:
                    "in this many seconds (default: 270 for quick, 240 for cifar, 3600 for full, 600 for a sweep of flags)")
     p.add_argument("--target-ci", metavar="PCT", help="rounds go on until every ratio's 95%% CI half-width is below "
                    "this (default 2%%)")
+    p.add_argument("--no-stages", dest="stages", action="store_false",
+                   help="skip the stage pass (time per stage, round 1, eager cases) and the device's peak measurement")
     p.add_argument("--baseline-model", help="also show each variant's latency ratio to this variant (paired by round; "
                    "rounds go on until these ratios are known too)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="json: stdout holds only the rows")
@@ -160,7 +162,8 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
                                weights=os.path.abspath(args.weights) if args.weights else None,
                                memory_check=not args.no_memory_check, env_scope=executor.env_scope,
                                trace_dir=os.path.abspath(args.trace) if args.trace else None,
-                               threads_rule=threads_rule, interleave=True)
+                               threads_rule=threads_rule, interleave=True,
+                               stage_pass_steps=STAGE_PASS_STEPS if args.stages else 0)
         sweep = build_sweep(args, device)
         baseline = args.baseline_model
         if baseline is not None and baseline not in sweep.models:
@@ -172,6 +175,8 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
         searched = []
         env = executor.environment(device, settings.threads or torch.get_num_threads())
         env["threads_rule"] = threads_rule
+        if settings.stage_pass_steps and executor.env_scope == "host" and planned:
+            env["peak"] = device_peak(device, settings.threads, tuple(m[1] for m in sweep.modes))
         out = Path(args.out) if args.out is not None else default_out_dir(
             device, (args.preset or "quick") if args.models is None else "custom")
         if settings.trace_dir:
@@ -219,6 +224,20 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
     terminal.say(f"results: {out}/results.csv, results.md, results.json ({len(analysis.rows)} rows, "
                  f"{kept} records in rows.jsonl; rounds ended: {ended})")
     return 0
+
+
+#: Steps of the stage pass in round 1 (bench.core.stages): a few, so that it adds well under a
+#: fifth to a case's time in its round.
+STAGE_PASS_STEPS = 6
+
+
+def device_peak(device: str, threads: int | None, precisions: tuple[str, ...]) -> dict:
+    """The device's peak (bench.core.peak), in the thread count the cases measure with."""
+    from bench.core.peak import peak
+    from bench.execute.torch_settings import torch_settings
+
+    with torch_settings(threads):
+        return peak(device, precisions)
 
 
 def json_safe_rows(analysis) -> list[dict]:

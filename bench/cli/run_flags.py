@@ -28,8 +28,7 @@ def build_sweep(args, device: str):
         modes = A.parse_modes(args, dict(zip(("layout", "precision", "compile"), ([m] for m in REFERENCE_MODE))))
     else:
         modes = p["modes"]
-    if REFERENCE_MODE not in modes:
-        modes = (REFERENCE_MODE,) + tuple(modes)
+    modes = (REFERENCE_MODE + ("pytorch",),) + tuple(modes)  # eager fp32 in PyTorch, whatever else is asked
     workloads = (A.parse_choices(args.workloads, "workload", WORKLOADS) if args.workloads is not None
                  else p["workloads"])
     overrides = A.parse_overrides(args.overrides)
@@ -41,7 +40,10 @@ def build_sweep(args, device: str):
     ddp = A.parse_positive_ints(args.ddp, "--ddp world size") if args.ddp is not None else ()
     if ddp and "train" not in workloads:
         raise UserError("--ddp measures data-parallel training: add --workloads train")
-    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural, ddp)
+    backends = A.parse_backends(args.backends)
+    if args.backends is not None and args.preset is not None:
+        raise UserError("--backends replaces a preset's own backends; drop --preset or --backends")
+    return Sweep(models, bss, sizes, tuple(modes), workloads, device, natural, ddp, backends)
 
 
 #: Sampling of one case in one round: short, because the rounds, not one long sample, make a
@@ -102,6 +104,8 @@ _RESUME_FIXED = {"preset": "--preset", "device": "--device", "threads": "--threa
                  "overrides": "--set", "weights": "--weights", "out": "--out", "trace": "--trace",
                  "max_batch": "--max-batch", "max_batch_probes": "--max-batch-probes", "mem_cap_mb": "--mem-cap-mb",
                  "ddp": "--ddp", "baseline_model": "--baseline-model"}
+#: flags (dest -> flag) whose default is True: given means False, which a resume refuses too
+_RESUME_FIXED_OFF = {"stages": "--no-stages"}
 #: Keys of a run's saved settings that are not RunSettings fields.
 META_KEYS = ("planned_cases", "max_batch_search", "rounds", "rounds_end", "baseline_model")
 
@@ -123,6 +127,7 @@ def _check_flags(args) -> None:
     if args.resume is not None:
         check_path(args.resume, "--resume")
         fixed = [flag for dest, flag in _RESUME_FIXED.items() if getattr(args, dest) not in (None, [])]
+        fixed += [flag for dest, flag in _RESUME_FIXED_OFF.items() if getattr(args, dest, True) is False]
         fixed += ["--overwrite"] * args.overwrite + ["--oom-backoff"] * args.oom_backoff
         fixed += ["--find-max-batch"] * args.find_max_batch
         fixed += ["--" + f.replace("_", "-") for f in A.SWEEP_FLAGS if getattr(args, f) is not None]

@@ -29,7 +29,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-__all__ = ["STAGES", "Profile", "profile_model", "profile_name"]
+__all__ = ["STAGES", "Profile", "profile_model", "profile_name", "stage_map"]
 
 # Stages of a ResNet, in forward order.  stem = everything before layer1 (conv1, possibly a
 # deep-stem nn.Sequential, bn1, relu, maxpool); head = avgpool + fc.
@@ -77,6 +77,7 @@ class Profile:
     macs_by_stage: dict[str, int]  # STAGES -> conv + linear MACs; sums to `macs`
     macs_all: int  # fvcore total: conv + linear + batch-norm + adaptive avg-pool, in MACs
     activations: int  # output elements of conv/linear/matmul ops (fvcore ActivationCountAnalysis)
+    activations_by_stage: dict[str, int]  # STAGES -> those output elements; sums to `activations`
     flop_counter_flops: int  # FlopCounterMode total (2 per MAC, conv/matmul only)
     counters_agree: bool  # flop_counter_flops == 2 * macs
     counter_note: str  # why the two counters disagree; "" when they agree
@@ -85,6 +86,7 @@ class Profile:
     def __post_init__(self) -> None:
         _check_sum("params_by_stage", self.params_by_stage, self.params)
         _check_sum("macs_by_stage", self.macs_by_stage, self.macs)
+        _check_sum("activations_by_stage", self.activations_by_stage, self.activations)
         if self.flops != 2 * self.macs:
             raise AssertionError(f"flops ({self.flops}) != 2 * macs ({self.macs})")
 
@@ -101,6 +103,7 @@ class Profile:
         }
         row.update({f"params_{s}": self.params_by_stage[s] for s in STAGES})
         row.update({f"macs_{s}": self.macs_by_stage[s] for s in STAGES})
+        row.update({f"activations_{s}": self.activations_by_stage[s] for s in STAGES})
         return row
 
 
@@ -145,7 +148,9 @@ def profile_model(
         macs_all = int(flops_analysis.total())
         unsupported = {op: int(n) for op, n in sorted(flops_analysis.unsupported_ops().items())}
         by_module = flops_analysis.by_module_and_operator()
-        activations = int(_quiet(ActivationCountAnalysis(model, (x,))).total())
+        acts = _quiet(ActivationCountAnalysis(model, (x,)))
+        activations = int(acts.total())
+        acts_by_module = acts.by_module()
 
         with FlopCounterMode(display=False) as counter:
             model(x)
@@ -159,6 +164,10 @@ def profile_model(
     if root_only < 0:
         raise AssertionError(f"top-level children have more MACs than the model ({-root_only})")
     macs_by_stage[_ROOT_STAGE] += root_only
+    activations_by_stage = dict.fromkeys(STAGES, 0)
+    for child, stage in child_stage.items():
+        activations_by_stage[stage] += int(acts_by_module.get(child, 0))
+    activations_by_stage[_ROOT_STAGE] += activations - sum(activations_by_stage.values())
 
     agree = fc_flops == 2 * macs
     note = "" if agree else _disagreement_note(macs, by_op, fc_flops, fc_by_op, unsupported)
@@ -173,6 +182,7 @@ def profile_model(
         macs_by_stage=macs_by_stage,
         macs_all=macs_all,
         activations=activations,
+        activations_by_stage=activations_by_stage,
         flop_counter_flops=fc_flops,
         counters_agree=agree,
         counter_note=note,
@@ -226,6 +236,12 @@ def _stage_of(param: str, stages: dict[str, str]) -> str:
     """The stage of a parameter: that of the longest module path in `stages` that holds it."""
     best = max((m for m in stages if param.startswith(m + ".")), key=len, default=None)
     return stages[best] if best is not None else _ROOT_STAGE
+
+
+def stage_map(model: "nn.Module") -> dict[str, str]:
+    """Module path -> stage, in forward order: the modules whose params and MACs are counted
+    per stage here, and which bench.core.stages times per stage."""
+    return _child_stages(model)
 
 
 def _child_stages(model: "nn.Module") -> dict[str, str]:

@@ -41,6 +41,7 @@ class RunSettings:
     executor: str | None = None  # bench.execute name; None: "local" when isolate, else "inline"
     memory_check: bool = True  # refuse (an oom row) a case whose memory lower bound exceeds free memory
     memory_pass_steps: int = 3  # steps of the memory pass after the samples (bench.core.memory); 0 = none
+    stage_pass_steps: int = 0  # steps of the stage pass after the samples (bench.core.stages); 0 = none
     trace_dir: str | None = None  # --trace: a torch.profiler trace of each case written here (bench.core.trace)
     # --find-max-batch: each case is a search target instead (bench.core.batch_search); keys max_batch,
     # max_probes, mem_cap_mb, resolution. Only the search step of a run sets it, never a saved run.

@@ -13,61 +13,27 @@ returns the largest batch that fits (bench.core.batch_search) as a row.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gc
 import os
-import sys
 import time
 import traceback
 from typing import Any
 
-from bench.core import batch_search, devices, modes
+from bench.core import backends, devices, modes
+from bench.core.backends import int8
 from bench.core.case import Case
 from bench.core.oom import Phase, describe, phase_of
 from bench.core.trackers import TRACKERS, SampleHooks
 from bench.errors import one_line
 from bench.execute.base import RunSettings
+from bench.execute.batch_probe import MaxBatchSearch, _num_classes
+from bench.execute.row_start import base_row, load_avg, spec_columns
+from bench.execute.torch_settings import torch_settings
 from bench.results import columns
 
 
-def base_row(case: Case, status: str, error: str = "") -> dict[str, Any]:
-    """The columns every row has: the case, the batch asked for, status and error."""
-    row: dict[str, Any] = case.as_dict()
-    row["batch_size_requested"] = case.batch_size
-    row["status"] = status
-    row["error"] = error
-    return row
-
-
-def spec_columns(name: str, overrides: dict) -> dict[str, Any]:
-    """The variant's columns, from its resnet_impl spec with the run's overrides."""
-    import resnet_impl
-
-    spec = resnet_impl.get_spec(name).replace(**overrides)
-    return {
-        "block": spec.block,
-        "depth": spec.depth,
-        "stride_at": spec.stride_at,
-        "version": spec.version,
-        "stem": spec.stem,
-        "shortcut": spec.shortcut,
-        "groups": spec.groups,
-        "width_per_group": spec.width_per_group,
-        "overrides": ",".join(f"{k}={v}" for k, v in sorted(overrides.items())),
-    }
-
-
-def load_avg() -> float | None:
-    """1-minute load average when the case starts: on a CPU, other processes competing for the
-    cores distort timings badly (OpenMP threads spin-wait), so rows record it."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
-
-
-class CaseRunner:
+class CaseRunner(MaxBatchSearch):
     """Measures cases in this process, caching per model what cases share: the initial
     weights (same seed for every mode), the profile per image size, the eager fp32 reference
     output per input shape."""
@@ -83,6 +49,7 @@ class CaseRunner:
     def base_model(self, name: str):
         if name not in self._models:
             import torch
+
             import resnet_impl
 
             self._models.clear()  # one model's weights at a time
@@ -199,7 +166,7 @@ class CaseRunner:
         live = self._open(case, phase)
         try:
             with modes.precision_context(case):
-                live.sampler.sample()
+                live.sample()
             return self._close(live, phase)
         finally:
             live.release()
@@ -212,6 +179,7 @@ class CaseRunner:
 
         from bench.core import timing
 
+        t_open = time.perf_counter()
         if self.settings.memory_check:
             phase.set("estimate")
             self.check_memory(case)
@@ -235,17 +203,31 @@ class CaseRunner:
         try:
             phase.set("model")
             live.model = copy.deepcopy(base).to(case.device)
+            live.model.train(case.workload == "train")  # what a backend's build is handed (bench.core.backends.base)
             with modes.precision_context(case):
-                live.prepared = modes.prepare(live.model, case, x, y, phase=phase)
+                phase.set("build")
+                t0 = time.perf_counter()
+                live.prepared = backends.get(case.backend).build(
+                    live.model, case, x, y, threads=self.settings.threads, phase=phase,
+                    calibration=lambda: self._batches(case, base, int8.CALIBRATION_SEED, int8.CALIBRATION_BATCHES))
+                out["build_s"] = time.perf_counter() - t0
+                out.update(live.prepared.info)
+                out["backend"] = case.backend
                 live.sampler = timing.Sampler(live.prepared.step, device=case.device, config=self.settings.timing,
                                               hooks=SampleHooks(live.trackers, case))
                 phase.set("forward")
                 phase.first_call = True
                 live.sampler.first_call()
                 phase.first_call = False
+                if live.prepared.verify is not None:
+                    phase.set("verify")
+                    out.update(live.prepared.verify())
+                    phase.set("forward")
                 if ref is not None:
                     abs_d, rel_d = modes.max_diff(live.sampler.first_output, ref)
                     out.update(max_abs_diff=abs_d, max_rel_diff=rel_d, output_ok=bool(rel_d <= modes.tolerance(case)))
+                    if case.precision == "int8":
+                        out.update(self._fidelity(case, base, live.prepared))
                 elif case.is_reference:
                     out.update(max_abs_diff=0.0, max_rel_diff=0.0, output_ok=True)
                 live.sampler.first_output = None
@@ -253,38 +235,59 @@ class CaseRunner:
         except BaseException:
             live.release()
             raise
+        live.wall_s = time.perf_counter() - t_open
         return live
 
-    def _close(self, live: _Live, phase: Phase) -> dict[str, Any]:
-        """After the samples: the trackers' columns, the memory pass, the trace, the timing."""
-        from bench.core import memory
+    def _batches(self, case: Case, base, seed: int, n: int) -> list:
+        """`n` fixed seeded input batches of the case's shape (int8 calibration, the check set)."""
+        return [modes.make_inputs(case, _num_classes(base), seed=seed + i)[0] for i in range(n)]
 
-        case, out = live.case, live.out
-        step = live.prepared.step
+    def _fidelity(self, case: Case, base, built) -> dict[str, Any]:
+        """An int8 case's logits against eager fp32's on the seeded check set (cosine, top-1/5
+        agreement); its output passes on the cosine (bench.core.backends.int8.MIN_COSINE)."""
+        import torch
+
+        ref_model = copy.deepcopy(base).to(case.device).eval()
+
+        def reference(batch):
+            with torch.no_grad():
+                return ref_model(batch.contiguous())
+
+        got = int8.fidelity(built.infer, reference, self._batches(case, base, int8.CHECK_SEED, int8.CHECK_BATCHES))
+        got["output_ok"] = bool(got["output_cosine"] >= int8.MIN_COSINE)
+        return got
+
+    def _close(self, live: _Live, phase: Phase) -> dict[str, Any]:
+        """After the samples: every measurement pass that is wanted (bench.execute.passes:
+        timing, memory pass, stage pass, trace), each in its phase."""
+        from bench.execute.passes import PASSES
+
+        case, out, t0 = live.case, live.out, time.perf_counter()
         with modes.precision_context(case):
-            for t in live.trackers:  # before the memory pass, which resets the peak counters
-                out.update(t.stop(case))
-            if self.settings.memory_pass_steps:
-                phase.set("memory pass")
-                out.update(memory.measure_peaks(step, case.device, self.settings.memory_pass_steps))
-            if self.settings.trace_dir:
-                phase.set("trace")
-                out.update(self._trace(step, case))
-        m = live.sampler.measurement()
-        out.update(m.to_dict())
-        out["first_call_s"] = m.first_call_s
-        out["compile_s"] = m.first_call_s if case.compile != "none" else None
+            for p in PASSES:
+                if p.wanted(self.settings, case):
+                    phase.set(p.name)
+                    out.update(p.measure(live, self.settings))
+        out["case_s"] = live.wall_s + time.perf_counter() - t0
         return out
 
     # -- a model's cases side by side ------------------------------------------------
     def run_interleaved(self, cases: list[Case]):
-        """Measure one model's cases side by side: each case opened (first call, output check,
+        """Measure one model's cases side by side, one shape (workload, batch, image size) at a
+        time, its rows written as each shape finishes: each case opened (first call, output check,
         warm-up) and kept, then their samples taken in blocks, in an order that rotates from block
         to block, so what the machine does meanwhile falls on every case alike and their ratios
         (the speedup over eager fp32) are paired within the process, not only between rounds.
         Yields ``("start", case)`` (for each case as it opens, and before each of its blocks: a
         parent's case timeout counts from it) and ``("row", row)``. A case that fails while it
         opens gets its row at once; the others go on."""
+        groups: dict[tuple, list[Case]] = {}
+        for case in cases:  # the cases whose ratios are asked for: one shape, its modes
+            groups.setdefault((case.workload, case.batch_size, case.image_size, case.ddp), []).append(case)
+        for group in groups.values():
+            yield from self._interleave(group)
+
+    def _interleave(self, cases: list[Case]):
         from bench.execute.rounds import order
 
         with torch_settings(self.settings.threads):
@@ -310,7 +313,7 @@ class CaseRunner:
                     yield "start", lv.case
                     try:
                         with modes.precision_context(lv.case):
-                            lv.sampler.sample(block_s)
+                            lv.sample(block_s)
                     except Exception as exc:
                         live.remove((lv, row, phase))
                         lv.release()
@@ -353,128 +356,27 @@ class CaseRunner:
                 traceback.print_exc()
         return row
 
-    def _trace(self, step, case: Case) -> dict[str, Any]:
-        """The profiler trace of a few steps (bench.core.trace); a failure is noted, never fatal."""
-        from bench.core import trace
-
-        try:
-            return trace.trace_steps(step, case.device, case.label(), self.settings.trace_dir)
-        except Exception as exc:
-            if devices.is_oom(exc):
-                raise
-            return {"trace_note": f"trace failed: {one_line(exc)}"}
-
-    # -- the largest batch that fits ---------------------------------------------
-    def probe(self, case: Case, earlier: tuple = (), cap_mb: float | None = None) -> batch_search.Probe:
-        """Does `case` fit? Its memory estimate, then input, model and ``PROBE_STEPS`` steps
-        (no timing), within `cap_mb` (MiB of the device's peak memory: CUDA allocated, CPU
-        peak RSS of this process). A batch whose prediction from `earlier` probes exceeds the
-        cap is refused without running."""
-        import torch
-
-        b, t0 = case.batch_size, time.perf_counter()
-        dev = devices.backend(case.device)
-        if cap_mb is not None:
-            pred = batch_search.predict_mb(earlier, b)
-            if pred is not None and pred > cap_mb:
-                return batch_search.Probe(b, False, f"predicted {pred:,.0f} MiB > memory cap {cap_mb:,.0f} MiB",
-                                          ran=False)
-        phase, model, prepared, x, y = Phase(), None, None, None, None
-        try:
-            if self.settings.memory_check or cap_mb is not None:
-                phase.set("estimate")
-                self.check_memory(case, cap_bytes=None if cap_mb is None else int(cap_mb * 2**20))
-            base = self.base_model(case.model)
-            if case.compile != "none":
-                torch._dynamo.reset()  # a fresh compile per batch, and no recompile limit reached
-            dev.reset_peak_memory(case.device)
-            base_mb = dev.peak_memory_mb(case.device)  # in use now: the peak right after a reset
-            phase.set("input")
-            x, y = modes.make_inputs(case, _num_classes(base), seed=self.settings.seed)
-            phase.set("model")
-            model = copy.deepcopy(base).to(case.device)
-            with modes.precision_context(case):
-                prepared = modes.prepare(model, case, x, y, phase=phase)
-                phase.set("forward")
-                for _ in range(PROBE_STEPS):
-                    prepared.step()
-                dev.synchronize(case.device)
-            peak = dev.peak_memory_mb(case.device)
-        except Exception as exc:
-            if not devices.is_oom(exc):
-                raise
-            where = phase_of(exc, phase)
-            return batch_search.Probe(b, False, f"oom in {where}: {one_line(exc)}"[:300],
-                                      seconds=time.perf_counter() - t0, ran=where != "estimate")
-        finally:
-            del model, prepared, x, y
-            gc.collect()
-            dev.empty_cache()
-        if cap_mb is not None and peak > cap_mb:
-            return batch_search.Probe(b, False, f"peak {peak:,.0f} MiB > memory cap {cap_mb:,.0f} MiB", peak,
-                                      time.perf_counter() - t0, base_mb=base_mb)
-        return batch_search.Probe(b, True, "", peak, time.perf_counter() - t0, base_mb=base_mb)
-
-    def _search_row(self, case: Case, row: dict[str, Any]) -> dict[str, Any]:
-        opts = self.settings.search or {}
-        cap = opts.get("mem_cap_mb")
-        try:
-            res = batch_search.search(lambda b, earlier: self.probe(case.with_batch_size(b), earlier, cap),
-                                      start=case.batch_size, max_batch=int(opts.get("max_batch", 4096)),
-                                      max_probes=int(opts.get("max_probes", 24)),
-                                      resolution=float(opts.get("resolution", 0.05)))
-        except Exception as exc:
-            row.update(status="error", error=one_line(exc))
-            return row
-        row.update(max_batch_searched=res.max_batch, max_batch_fail=res.fail_batch, max_batch_stop=res.stop,
-                   max_batch_probes=[p.as_dict() for p in res.probes])
-        if res.max_batch is None:
-            row.update(status="oom", error=f"no batch from {case.batch_size} fits: {res.probes[-1].why}")
-        return row
-
-
-@contextlib.contextmanager
-def torch_settings(threads: int | None):
-    """torch's thread count set to `threads` (when given) for the block, and it and inductor's
-    ``freezing`` (set by bench.core.modes.prepare for a compiled case) restored after, as
-    torch.utils.benchmark's ``set_torch_threads`` does. Inductor is not imported for it."""
-    import torch
-
-    before = torch.get_num_threads()
-    config = sys.modules.get("torch._inductor.config")
-    freezing = config.freezing if config is not None else None
-    if threads and threads != before:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-        config = sys.modules.get("torch._inductor.config")
-        if config is not None:
-            config.freezing = bool(freezing) if freezing is not None else False
-
 
 #: Blocks a case's samples are split into when a model's cases are measured side by side.
 INTERLEAVE_BLOCKS = 8
 
 
 class _Live:
-    """A case opened for sampling: its row's columns so far, trackers, model, prepared step and
-    sampler (bench.core.timing.Sampler)."""
+    """A case opened for sampling: its row's columns so far, trackers, model, its backend's
+    build (bench.core.backends.Built: step, the torch module if any) and sampler
+    (bench.core.timing.Sampler)."""
 
     def __init__(self, case: Case, out: dict[str, Any], trackers: list):
         self.case, self.out, self.trackers = case, out, trackers
         self.model = self.prepared = self.sampler = None
+        self.wall_s = 0.0  # this process's wall time on the case so far (opening, sampling)
+
+    def sample(self, seconds: float | None = None) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.sampler.sample(seconds)
+        finally:
+            self.wall_s += time.perf_counter() - t0
 
     def release(self) -> None:
         self.model = self.prepared = self.sampler = None
-
-
-#: Steps a max-batch probe runs (the first allocates optimizer state, later ones are steady).
-PROBE_STEPS = 3
-
-
-def _num_classes(base) -> int:
-    spec = getattr(base, "spec", None)
-    return spec.num_classes if spec is not None else base.fc.out_features

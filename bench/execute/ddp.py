@@ -27,7 +27,7 @@ from typing import Any
 from bench.core.case import Case
 from bench.execute import procs
 from bench.execute.base import RunSettings
-from bench.execute.case_runner import base_row
+from bench.execute.row_start import base_row
 
 ROW_FILE = "row.json"  # rank 0's result: {"row": ..., "env": ...}
 

@@ -102,7 +102,8 @@ def _run(case, settings, rank: int, local_rank: int, world: int) -> dict:
     import torch.distributed as dist
 
     from bench.core import env as E
-    from bench.execute.case_runner import CaseRunner, base_row, load_avg, spec_columns
+    from bench.execute.case_runner import CaseRunner
+    from bench.execute.row_start import base_row, load_avg, spec_columns
 
     runner = CaseRunner(settings)
     if settings.threads:

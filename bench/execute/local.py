@@ -32,7 +32,7 @@ from bench.core import env as E
 from bench.core.case import Case, group_by_model
 from bench.execute import procs
 from bench.execute.base import Events, Executor, RunSettings
-from bench.execute.case_runner import base_row
+from bench.execute.row_start import base_row
 from bench.results import columns
 
 # Trees from before bench/ had sub-packages keep their worker at bench/worker.py.

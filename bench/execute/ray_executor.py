@@ -38,7 +38,7 @@ from typing import Any
 from bench.core.case import Case, group_by_model
 from bench.errors import UserError, one_line
 from bench.execute.base import Events, Executor, RunSettings
-from bench.execute.case_runner import base_row
+from bench.execute.row_start import base_row
 
 INSTALL = "pip install 'resnet-bench[ray]'"
 #: Makes Ray's node address the loopback one (Ray reads it when imported and when starting a node).

@@ -79,24 +79,25 @@ class Outcome:
 
 
 def order(items: Sequence[T], round_no: int) -> list[T]:
-    """`items` in round `round_no`'s order: rotated by one place per round, and reversed in
-    even rounds (A B C, C B A... with the start moving), so no item keeps its place."""
+    """`items` in round `round_no`'s order: rounds come in pairs, the second of a pair the first
+    reversed, and each pair rotated one place back from the one before (A B C, C B A, C A B,
+    B A C, ...), so no item keeps its place and two items alternate (A B, B A, B A, A B)."""
     items = list(items)
     if not items:
         return items
-    k = (round_no - 1) % len(items)
+    k = -((round_no - 1) // 2) % len(items)
     rotated = items[k:] + items[:k]
     return rotated[::-1] if round_no % 2 == 0 else rotated
 
 
 def round_settings(settings: RunSettings, round_no: int) -> RunSettings:
     """Round 1 measures everything; later rounds time only (no counting, output check, memory
-    estimate, memory pass or trace: measured once, in round 1, which every case measured in a
-    later round passed)."""
+    estimate, memory pass, stage pass or trace: measured once, in round 1, which every case
+    measured in a later round passed)."""
     if round_no == 1:
         return settings
     return dataclasses.replace(settings, profile=False, check_outputs=False, memory_check=False, memory_pass_steps=0,
-                               trace_dir=None)
+                               stage_pass_steps=0, trace_dir=None)
 
 
 def grouped_order(cases: Sequence[Case], round_no: int) -> list[Case]:

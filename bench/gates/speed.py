@@ -56,7 +56,9 @@ DEFAULT_ROUNDS = 7
 ROUND_QUANTILE = 10
 DEFAULT_ROUND_TIME_S = 0.5
 DEFAULT_WARMUP_S = 1.0
-RULE = "regression iff one-sided Mann-Whitney p < alpha and the ratio's CI upper bound > 1 + threshold"
+RULE = ("regression iff p < alpha and the ratio's 95% CI upper bound > 1 + threshold; p and CI from the "
+        "paired t test over rounds (each round's 10th percentile) against a git base, from Mann-Whitney "
+        "against saved samples")
 
 
 def decide(c: stats.Comparison, threshold: float, alpha: float) -> stats.Comparison:

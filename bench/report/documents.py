@@ -32,6 +32,10 @@ def run_tables(analysis) -> list[Table]:
             ratios = views.ratio_to_baseline(analysis.frame, baseline, cpu_count)
     if ratios is not None:
         out.append(tables.ratios(ratios, baseline))
+    if not analysis.stages.empty:
+        out.append(tables.stages(analysis.stages))
+    if not analysis.stage_diff.empty:
+        out.append(tables.stage_diff(analysis.stage_diff))
     return out
 
 
@@ -81,7 +85,8 @@ def compare_tables(cmp: Mapping) -> list[Table]:
     for c in cmp["cases"]:
         note = "; ".join(p for p in (c["status"] if c["status"] != "ok" else "",
                                      f"base: {c['base_flags']}" if c.get("base_flags") else "",
-                                     f"run: {c['flags']}" if c.get("flags") else "") if p)
+                                     f"run: {c['flags']}" if c.get("flags") else "",
+                                     f"stage pass: {c['explained']}" if c.get("explained") else "") if p)
         ratios.add([c["label"]] + [c["run"]] * many + [fmt(c.get("base_ms")), fmt(c.get("ms")), _ratio_cell(c),
                                                        _ci_cell(c), c.get("change") or "-", note],
                    {5 + many: style.get(c.get("change"), "")})

@@ -126,9 +126,12 @@ def gate_distributions(doc: Mapping) -> list[F.Figure]:
     F.drop_unused(axes, len(cases))
     env = doc.get("environment") or {}
     title = "Speed gate: base against candidate"
+    paired = any((e.get("comparison") or {}).get("method") == "paired" for e in cases)
+    how = ("geometric mean of the paired per-round ratios of each round's 10th percentile, 95% CI (t over rounds)"
+           if paired else "Hodges-Lehmann, 95% CI (inverted Mann-Whitney)")
     cap = F.caption(f"Latency samples in ms per batch of both sides (box = p25-p75, whiskers = p1-p99; dots = "
-                    f"each process's median). Ratio = candidate / base (Hodges-Lehmann), 95% CI (inverted "
-                    f"Mann-Whitney), threshold {float(doc.get('threshold', 0)):.0%}.",
+                    f"each process's median). Ratio = candidate / base ({how}), "
+                    f"threshold {float(doc.get('threshold', 0)):.0%}.",
                     F.machine({**env, "time_utc": doc.get("time_utc") or env.get("time_utc")}))
     F.finish(fig, title, cap)
     return [F.Figure("speed_gate", title, cap, fig)]

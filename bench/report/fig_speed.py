@@ -39,7 +39,7 @@ def throughput_vs_gmacs(df: pd.DataFrame, env: Mapping, cpu_count: int | None = 
                  ips=pd.to_numeric(d["throughput_ips"], errors="coerce")).dropna(subset=["gmacs", "ips"])
     out = []
     colour, marker = _styles(d["model"]), _styles(series.mode_label(*m) for m in zip(d["layout"], d["precision"],
-                                                                                      d["compile"]))
+                                                                                      d["compile"], d["backend"]))
     for (device, workload, size), g in d.groupby(["device", "workload", "image_size"], sort=False):
         batches = list(dict.fromkeys(g["batch_size"]))
         rows, cols = F.grid(len(batches), 2)
@@ -48,7 +48,8 @@ def throughput_vs_gmacs(df: pd.DataFrame, env: Mapping, cpu_count: int | None = 
             p = g[g["batch_size"] == bs]
             for r in p.to_dict("records"):
                 c = F.COLORS[colour[r["model"]] % len(F.COLORS)]
-                m = F.MARKERS[marker[series.mode_label(r["layout"], r["precision"], r["compile"])] % len(F.MARKERS)]
+                m = F.MARKERS[marker[series.mode_label(r["layout"], r["precision"], r["compile"], r["backend"])]
+                              % len(F.MARKERS)]
                 ax.scatter(r["gmacs"], r["ips"], s=46, marker=m, edgecolors=c, linewidths=1.4,
                            facecolors=c if r["reliable"] else "none", zorder=3)
             front = series.pareto_front(p["gmacs"], p["ips"], p["reliable"])
@@ -60,7 +61,7 @@ def throughput_vs_gmacs(df: pd.DataFrame, env: Mapping, cpu_count: int | None = 
                 ax.scatter(fp["gmacs"], fp["ips"], s=150, facecolors="none", edgecolors="black", linewidths=0.8,
                            zorder=4, gid=FRONT_GID + "-rings")
                 for r in fp.to_dict("records"):
-                    mode = series.mode_label(r["layout"], r["precision"], r["compile"])
+                    mode = series.mode_label(r["layout"], r["precision"], r["compile"], r["backend"])
                     ax.annotate(f"{escape.mathtext(r['model'])}\n{escape.mathtext(mode)}",
                                 (r["gmacs"], r["ips"]), fontsize=6, xytext=(4, 4), textcoords="offset points")
             if p["ips"].min() > 0 and p["ips"].max() / p["ips"].min() > 10:
@@ -104,12 +105,13 @@ def batch_curves(df: pd.DataFrame, env: Mapping, cpu_count: int | None = None) -
         cols = min(len(models), 4)
         blocks = math.ceil(len(models) / cols)
         fig, axes = F.new_figure(3.6 * cols + 1.8, 5.2 * blocks + 0.6, 2 * blocks, cols)
-        modes = _styles(series.mode_label(*m) for m in zip(g["layout"], g["precision"], g["compile"]))
+        modes = _styles(series.mode_label(*m) for m in zip(g["layout"], g["precision"], g["compile"], g["backend"]))
         for k, model in enumerate(models):
             top, bottom = axes[(k // cols) * 2 * cols + k % cols], axes[(k // cols) * 2 * cols + cols + k % cols]
-            for (lay, prec, comp), line in g[g["model"] == model].groupby(["layout", "precision", "compile"], sort=False):
+            for (lay, prec, comp, bk), line in g[g["model"] == model].groupby(["layout", "precision", "compile", "backend"],
+                                                                               sort=False):
                 line = line.sort_values("bs")
-                i = modes[series.mode_label(lay, prec, comp)]
+                i = modes[series.mode_label(lay, prec, comp, bk)]
                 for ax, y in ((top, "ms"), (bottom, "ips")):
                     ax.plot(line["bs"], line[y], color=F.COLORS[i % len(F.COLORS)], linewidth=1.2)
                     for r in line.to_dict("records"):

@@ -20,9 +20,9 @@ __all__ = ["Figure", "run_figures", "gate_figures", "compare_figures", "save", "
 def run_figures(analysis) -> list[Figure]:
     """A run's bench.results.analysis.Analysis -> throughput against GMACs with the Pareto
     front, latency/throughput against batch size (when several batch sizes), the speedup heat
-    map, latency distributions (when samples are kept), multi-GPU scaling (when rows have
+    map, the time per stage and the roofline (when the stage pass ran), latency distributions (when samples are kept), multi-GPU scaling (when rows have
     ``world_size`` > 1). Reliability: bench.results.views.flags, from the analysed frame."""
-    from bench.report import fig_samples, fig_speed
+    from bench.report import fig_samples, fig_speed, fig_stages
 
     require_matplotlib()
     df, env, cpu_count = analysis.frame, analysis.env, analysis.cpu_count
@@ -30,6 +30,7 @@ def run_figures(analysis) -> list[Figure]:
         return []
     return (fig_speed.throughput_vs_gmacs(df, env, cpu_count) + fig_speed.batch_curves(df, env, cpu_count)
             + fig_speed.speedup_heatmap(df, env, cpu_count)
+            + fig_stages.stage_bars(analysis.stage_long, env) + fig_stages.roofline(analysis.stage_long, env)
             + fig_samples.latency_distributions(analysis.rows, env, cpu_count)
             + fig_speed.multi_gpu(df, env, cpu_count))
 

@@ -78,6 +78,10 @@ def results_markdown(analysis) -> str:
                       "95% CI):", "", render(tables.best_modes(analysis.best), title=False)]
     if analysis.ratios is not None:
         lines += ["", render(tables.ratios(analysis.ratios, analysis.baseline))]
+    if not analysis.stages.empty:
+        lines += ["", render(tables.stages(analysis.stages))]
+    if not analysis.stage_diff.empty:
+        lines += ["", render(tables.stage_diff(analysis.stage_diff))]
     for title, extra in (("Throughput against batch (--find-max-batch)", analysis.curves),
                          ("Energy over the timed samples, memory pass, clocks", analysis.energy)):
         if not extra.empty:

@@ -81,6 +81,13 @@ def percent(value: Any) -> str:
 _CELL: dict[str, Callable[[Any], str]] = {"giga": giga, "percent": percent, "auto": fmt, "status": str}
 
 
+def mode_text(r: dict) -> str:
+    """A row's mode in words: ``channels_last fp32 default``, with its backend when not pytorch."""
+    backend = r.get("backend")
+    tail = f" {backend}" if isinstance(backend, str) and backend and backend != "pytorch" else ""
+    return f"{r['layout']} {r['precision']} {r['compile']}{tail}"
+
+
 # ------------------------------------------------------------------ results
 def status_text(row: dict, busy: bool) -> str:
     """A row's status with the flags that make its numbers unreliable."""
@@ -153,7 +160,7 @@ def best_modes(best, title: str = "Best mode per variant (trusted speedups only;
     t = Table(title, ["model", "work", "bs", "px", "device", "best mode", "p50 ms", "img/s", "x eager", "rounds",
                       "note"], right={2, 3, 6, 7, 8, 9})
     for r in best.to_dict("records"):
-        mode = "-" if _missing(r.get("layout")) else f"{r['layout']} {r['precision']} {r['compile']}"
+        mode = "-" if _missing(r.get("layout")) else mode_text(r)
         t.add([r["model"], r["workload"], fmt(r["batch_size"]), fmt(r["image_size"]), r["device"], mode,
                fmt(r.get("latency_ms_p50")), fmt(r.get("throughput_ips")),
                ratio_cell(r.get("speedup_vs_eager"), r.get("speedup_vs_eager_ci_low"), r.get("speedup_vs_eager_ci_high")),
@@ -171,9 +178,44 @@ def ratios(view, baseline: str) -> Table:
               right={2, 3, 6, 7, 8})
     for r in view.to_dict("records"):
         t.add([r["model"], r["workload"], fmt(r["batch_size"]), fmt(r["image_size"]),
-               f"{r['layout']} {r['precision']} {r['compile']}", r["device"], fmt(r.get("latency_ms_p50")),
+               mode_text(r), r["device"], fmt(r.get("latency_ms_p50")),
                ratio_cell(r.get(name), r.get(f"{name}_ci_low"), r.get(f"{name}_ci_high"), bool(r.get("trusted", True))),
                fmt(r.get(f"{name}_rounds")), r.get("note") or ""])
+    return t
+
+
+STAGES_TITLE = ("Time per stage (stage pass, eager; ms and share of the step, achieved GMAC/s and % of the device's "
+                "measured peak)")
+
+
+def stages(table, title: str = STAGES_TITLE) -> Table:
+    """bench.results.stages.stage_table as a table: per case, each stage's ms (share) and GMAC/s
+    (% of peak), the residue."""
+    from bench.core.profile import STAGES
+
+    t = Table(title, ["model", "bs", "px", "mode", *STAGES, "residue", "step ms"], right=set(range(1, 11)))
+    for r in table.to_dict("records"):
+        cells = []
+        for s in STAGES:
+            ms, share, gm, pk = (r.get(f"{s} ms"), r.get(f"{s} share"), r.get(f"{s} GMAC/s"), r.get(f"{s} % peak"))
+            if _missing(ms):
+                cells.append("-")
+                continue
+            text = f"{ms:.3g} ({share:.0%})"
+            if not _missing(gm):
+                text += f" {gm:.3g} G/s" + ("" if _missing(pk) else f" {pk:.0%}")
+            cells.append(text)
+        residue = "-" if _missing(r.get("residue ms")) else f"{r['residue ms']:.2g} ({r['residue share']:.0%})"
+        t.add([r["model"], fmt(r["batch_size"]), fmt(r["image_size"]),
+               mode_text(r), *cells, residue, fmt(r.get("step ms (stage pass)"))])
+    return t
+
+
+def stage_diff(diff) -> Table:
+    """bench.results.stages.stage_diff as lines: each variant's difference, stage by stage."""
+    t = Table("Against the baseline variant, stage by stage (stage pass, ms per step)", ["case", "explained"])
+    for r in diff.to_dict("records"):
+        t.add([f"bs{r['batch_size']} {r['image_size']}px {r['layout']} {r['precision']} {r['compile']}", r["explained"]])
     return t
 
 

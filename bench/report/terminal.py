@@ -113,6 +113,10 @@ def show_results(analysis) -> None:
         shown.append(tables.frame(analysis.ddp, views.DDP_TITLE))
     if analysis.ratios is not None:
         shown.append(tables.ratios(analysis.ratios, analysis.baseline))
+    if not analysis.stages.empty:
+        shown.append(tables.stages(analysis.stages))
+    if not analysis.stage_diff.empty:
+        shown.append(tables.stage_diff(analysis.stage_diff))
     for title, extra in ((CURVES_TITLE, analysis.curves), (ENERGY_TITLE, analysis.energy)):
         if not extra.empty:
             shown.append(tables.frame(extra, title))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.results import columns, rounds, views
+from bench.results import columns, rounds, stages, views
 
 
 @dataclass
@@ -26,6 +26,9 @@ class Analysis:
     curves: pd.DataFrame  # views.batch_curves
     energy: pd.DataFrame  # views.energy_memory
     ddp: pd.DataFrame  # views.ddp_scaling
+    stages: pd.DataFrame  # bench.results.stages.stage_table: time per stage, GMAC/s, % of peak
+    stage_long: pd.DataFrame  # bench.results.stages.stage_long: the same, one line per stage (figures)
+    stage_diff: pd.DataFrame  # bench.results.stages.stage_diff against the baseline variant
     env: dict
     command: str
     settings: dict
@@ -69,8 +72,11 @@ def analyse(records: Iterable[Mapping[str, Any]], env: Mapping[str, Any] | None 
     return Analysis(rows=rows, frame=frame, best=views.best_modes(df, cpu_count) if len(df) else empty,
                     ratios=ratios, baseline=baseline, curves=views.batch_curves(df) if len(df) else empty,
                     energy=views.energy_memory(df) if len(df) else empty,
-                    ddp=views.ddp_scaling(df) if len(df) else empty, env=env, command=command,
-                    settings=settings, notes=list(notes))
+                    ddp=views.ddp_scaling(df) if len(df) else empty,
+                    stages=stages.stage_table(df, env) if len(df) else empty,
+                    stage_long=stages.stage_long(df, env) if len(df) else empty,
+                    stage_diff=stages.stage_diff(df, baseline) if (len(df) and ratios is not None) else empty,
+                    env=env, command=command, settings=settings, notes=list(notes))
 
 
 def _rounds_stop(df: pd.DataFrame, settings: Mapping[str, Any], baseline: str | None,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.core.case import FIELDS, REQUIRED_FIELDS
+from bench.core.profile import STAGES
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,16 @@ def _ips_per_w(row: dict) -> float | None:
     return ips / watts
 
 
+def _stage_gmacs(stage: str) -> Callable[[dict], float | None]:
+    """Achieved GMAC/s of one stage: its conv+linear MACs x batch / its time in the stage pass."""
+    def derive(row: dict) -> float | None:
+        macs, ms, bs = row.get(f"macs_{stage}"), row.get(f"stage_ms_{stage}"), row.get("batch_size")
+        if not (_num(macs) and _num(ms) and ms > 0 and _num(bs)):
+            return None
+        return macs * bs / (ms * 1e-3) / 1e9
+    return derive
+
+
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -85,6 +96,8 @@ SCHEMA: list[Column] = [
     C("layout", doc="memory format (bench.core.modes)"),
     C("precision", doc="fp32, tf32, or an autocast dtype (bench.core.modes)", header="prec"),
     C("compile", doc="none (eager) or a torch.compile mode"),
+    C("backend", doc="the runtime (bench.core.backends): pytorch (eager or torch.compile per `compile`), aoti, "
+      "onnxruntime, openvino, tensorrt; absent in results written before it existed: pytorch", sparse=True),
     C("ddp", "ranks", "torch.distributed data-parallel training ranks the case asked for (0 = a plain case "
       "in one process; absent in results written before it existed: 0)", sparse=True),
     # what happened
@@ -154,12 +167,27 @@ SCHEMA: list[Column] = [
     C("gpu_throttle_reasons", doc="NVML clock event reasons seen at the first and last sample (+-joined)"),
     C("compile_s", "s", "first call of a compiled model (compilation + one step), never in the samples",
       header="compile s"),
+    C("build_s", "s", "the backend's build before the first call: export, conversion, quantization and "
+      "calibration, a session or an AOTInductor compile (pytorch: the mode applied; its compile is in compile_s)",
+      header="build s", sparse=True),
+    C("backend_info", doc="what the backend built: runtime version, ONNX opset, execution providers"),
+    C("int8_ops", "ops", "int8: quantized kernels the built model runs (PT2E dequantize nodes, ONNX QLinearConv/"
+      "ConvInteger nodes of the optimised graph, OpenVINO convolutions with runtime precision I8/U8); "
+      "an int8 case with none is an error"),
+    C("int8_how", doc="int8: the quantization (tool, format, granularity)"),
+    C("int8_kernels", "calls", "int8 on pytorch/aoti: oneDNN int8 kernel calls (qconv/qlinear) in one profiled step "
+      "after compilation; an int8 case with none is an error"),
     C("first_call_s", "s", "the first call, timed apart"),
     # numerics against eager fp32
     C("max_abs_diff", "", "max |output - eager fp32 output| on the same weights and input"),
     C("max_rel_diff", "fraction", "max_abs_diff / max |eager fp32 output|", header="out rel diff"),
     C("output_ok", doc="max_rel_diff within the precision's tolerance"),
     C("output_note", doc="why output_ok is empty (the eager fp32 reference did not fit)"),
+    C("output_cosine", "", "int8: cosine similarity of the logits with eager fp32's on the seeded check set "
+      "(output_ok: >= 0.99); with random weights, numerical fidelity, not accuracy"),
+    C("top1_agreement", "fraction", "int8: check-set images whose top-1 class equals eager fp32's"),
+    C("top5_agreement", "fraction", "int8: check-set images whose eager fp32 top-1 is in the top 5"),
+    C("check_images", "images", "int8: images in the seeded check set"),
     # --find-max-batch (bench.core.batch_search), the same for every row of a mode's batch ladder
     C("max_batch_searched", "images", "the largest batch of this mode that ran (a few steps, no OOM, within the "
       "memory cap)"),
@@ -189,6 +217,20 @@ SCHEMA: list[Column] = [
     # the variant (resnet_impl spec)
     C("block"), C("depth", "layers"), C("version"), C("stride_at"), C("stem"), C("shortcut"),
     C("groups"), C("width_per_group"),
+    # time per stage: the stage pass, a few steps after the samples (bench.core.stages); eager only
+    *[C(f"stage_ms_{s}", "ms", f"median time of the {s} stage inside one step (a mark at its first and last module; "
+        "host clock on CPU, CUDA events on a GPU)") for s in STAGES],
+    C("stage_total_ms", "ms", "median time of the whole step in the stage pass (hooks included)"),
+    C("stage_residue_ms", "ms", "stage_total_ms - the sum of the stages: work between stages and the marks' cost"),
+    C("stage_residue_frac", "fraction", "stage_residue_ms / stage_total_ms"),
+    C("stage_steps", "steps", "steps the stage pass ran (RunSettings.stage_pass_steps, fewer once a second is spent)"),
+    C("case_s", "s", "wall time this process spent on the case: memory estimate, counts, build, first call, "
+      "output check, warm-up, samples and every measurement pass (not the process's start); a row of "
+      "several rounds: round 1's, the round that runs every pass"),
+    C("stage_pass_s", "s", "wall time of the stage pass (its share of the case's wall time is its cost)"),
+    C("stage_note", doc="why there are no stage times (a compiled model, a training step, another runtime)"),
+    *[C(f"gmacs_per_s_{s}", "GMAC/s", f"the {s} stage's conv+linear MACs x batch / stage_ms_{s}",
+        derive=_stage_gmacs(s)) for s in STAGES],
     # counter cross-check
     C("flop_counter_flops", "FLOPs", "torch.utils.flop_counter.FlopCounterMode's count per image"),
     C("counters_agree", doc="flop_counter_flops == 2 x macs"),
@@ -230,7 +272,7 @@ del C
 
 #: Columns shown in the terminal table and results.md, in this order.
 DISPLAY: list[str] = [
-    "model", "workload", "ddp", "batch_size", "image_size", "layout", "precision", "compile", "status",
+    "model", "workload", "ddp", "batch_size", "image_size", "layout", "precision", "compile", "backend", "status",
     "latency_ms_p50", "latency_ms_p90", "latency_rel_iqr", "rounds", "throughput_ips", "speedup_vs_eager",
     "scaling_efficiency", "compile_s", "macs", "params", "peak_mem_mb", "max_rel_diff",
 ]

@@ -41,8 +41,11 @@ def pareto_front(cost: Sequence[float], value: Sequence[float], eligible: Sequen
     return front
 
 
-def mode_label(layout: str, precision: str, compile_mode: str) -> str:
-    """A mode as people say it: ``channels_last bf16 compile:default``, eager when compile is none."""
+def mode_label(layout: str, precision: str, compile_mode: str, backend: str = "pytorch") -> str:
+    """A mode as people say it: ``channels_last bf16 compile:default``, eager when compile is
+    none; another runtime by its name: ``contiguous int8 onnxruntime``."""
+    if backend and backend == backend and backend != "pytorch":
+        return f"{layout} {precision} {backend}"
     return f"{layout} {precision} " + ("eager" if compile_mode == "none" else f"compile:{compile_mode}")
 
 
@@ -54,7 +57,7 @@ def speedup_grid(df: pd.DataFrame, cpu_count: int | None = None) -> list[tuple[t
     view = view[view["speedup_vs_eager"].notna()]
     out = []
     for key, g in view.groupby(["device", "workload", "batch_size", "image_size"], sort=False):
-        g = g.assign(mode=[mode_label(*m) for m in zip(g["layout"], g["precision"], g["compile"])])
+        g = g.assign(mode=[mode_label(*m) for m in zip(g["layout"], g["precision"], g["compile"], g["backend"])])
         out.append((key, g[["model", "mode", "speedup_vs_eager", "speedup_trusted", "flags"]].reset_index(drop=True)))
     return out
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from bench.core.ratios import Ratio
-from bench.core.case import FIELD_DEFAULTS, REFERENCE_MODE
+from bench.core.case import FIELD_DEFAULTS, REFERENCE_BACKEND, REFERENCE_MODE
 from bench.errors import UserError
 from bench.results import columns, rounds
 # the one definition of a row fit to rank and of a ratio to trust, used by every view here
@@ -29,7 +29,9 @@ from bench.results.reliability import (WIDE_CI, blocking, busy, flags, n_rounds,
 
 # A variant's cases that share everything but the mode.
 SAME_CASE = ["model", "device", "workload", "batch_size", "image_size", "ddp"]
-MODE = ["layout", "precision", "compile"]
+MODE = ["layout", "precision", "compile", "backend"]
+#: The reference mode (eager fp32 contiguous, PyTorch) as a row's MODE values.
+REFERENCE = REFERENCE_MODE + (REFERENCE_BACKEND,)
 DDP_TITLE = "Data-parallel training (img/s over all ranks; scaling = img/s / (world_size x img/s at ddp 1))"
 
 
@@ -43,7 +45,10 @@ def to_frame(rows: Iterable[dict]) -> pd.DataFrame:
     if missing:
         df = pd.concat([df, pd.DataFrame(pd.NA, index=df.index, columns=missing)], axis=1)
     for col, default in FIELD_DEFAULTS.items():  # rows written before the field existed
-        df[col] = pd.to_numeric(df[col], errors="coerce").fillna(default).astype(type(default))
+        if isinstance(default, str):
+            df[col] = df[col].where(df[col].notna() & (df[col] != ""), default).astype(object)
+        else:
+            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(default).astype(type(default))
     extra = [c for c in df.columns if c not in names]
     return df[names + extra]
 
@@ -79,7 +84,7 @@ def with_speedup(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame
     df = with_flags(df, cpu_count)
     records = df.to_dict("records")
     ok = _ok(df).tolist()
-    is_ref = (df[MODE] == pd.Series(REFERENCE_MODE, index=MODE)).all(axis=1).tolist() if len(df) else []
+    is_ref = (df[MODE] == pd.Series(REFERENCE, index=MODE)).all(axis=1).tolist() if len(df) else []
     refs = {tuple(r[k] for k in SAME_CASE): r for r, good, ref in zip(records, ok, is_ref) if good and ref}
     pairs, groups = {}, {}
     for i, (r, good) in enumerate(zip(records, ok)):
@@ -98,7 +103,8 @@ def with_speedup(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame
 
 
 def _mode_text(r: Mapping) -> str:
-    return f"{r['layout']}/{r['precision']}/{r['compile']}"
+    backend = r.get("backend") or REFERENCE_BACKEND
+    return f"{r['layout']}/{r['precision']}/{r['compile']}" + ("" if backend == REFERENCE_BACKEND else f" {backend}")
 
 
 def best_modes(df: pd.DataFrame, cpu_count: int | None = None) -> pd.DataFrame:
@@ -166,7 +172,7 @@ def _wide(r: Mapping) -> str:
 
 
 def _why_no_speedup(g: pd.DataFrame, best) -> str:
-    ref = g[(g[MODE] == pd.Series(REFERENCE_MODE, index=MODE)).all(axis=1)]
+    ref = g[(g[MODE] == pd.Series(REFERENCE, index=MODE)).all(axis=1)]
     if ref.empty:
         return "no ok eager fp32 row"
     if not ref["reliable"].iloc[0] or (ref["flags"].iloc[0] and int(ref["rounds"].iloc[0]) <= 1):
@@ -324,7 +330,7 @@ def needs_rounds(df: pd.DataFrame, target: float, baseline: str | None = None,
         return (hi - lo) / 2 / v > target
 
     refs = {tuple(r[k] for k in SAME_CASE): k for k, r in by_key.items()
-            if tuple(r[m] for m in MODE) == REFERENCE_MODE}
+            if tuple(r[m] for m in MODE) == REFERENCE}
     for k, r in by_key.items():
         if not r["reliable"] or r["status"] not in columns.OK_STATUSES:
             continue

@@ -276,7 +276,8 @@ def check_records(rs: ResultSet) -> None:
         elif key is not None and planned is not None and key.rsplit("#", 1)[0] not in planned:
             why = f"record {i + 1} ({rec.get('model')}) is not a case of this run"
         else:
-            diff = [f"{k}: {env.get(k)} -> {rec.get(k)}" for k in keys
+            own = [k for k in keys if not (k == "threads" and rec.get("ddp"))]  # ranks: --threads or 1 each
+            diff = [f"{k}: {env.get(k)} -> {rec.get(k)}" for k in own
                     if env.get(k) is not None and rec.get(k) is not None and str(rec.get(k)) != str(env.get(k))]
             if diff and rs.source == "resnet-bench":
                 why = f"record {i + 1} was measured elsewhere ({'; '.join(diff[:2])})"

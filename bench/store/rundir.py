@@ -248,7 +248,8 @@ class ResultsWriter:
         _remove_stale_temp_files(out)
         prev = load_results(out)
         if not (out / ROWS_FILE).is_file() and prev.records:
-            append_fsync(out / ROWS_FILE, _lines(prev.records + [r for r, _ in prev.rejected if isinstance(r, dict)]))
+            append_fsync(out / ROWS_FILE,
+                         _lines(prev.records + [r for r, _ in prev.rejected if isinstance(r, dict)]).encode())
             notice(f"{out / ROWS_FILE} was missing: restored its {len(prev.records)} record(s) from results.json")
         if prev.meta_file is None:
             raise UserError(f"cannot resume {out}: it records no environment and settings ({META_FILE} or "

@@ -40,7 +40,14 @@ def runner():
                          list(itertools.product(LAYOUTS, PRECISIONS, COMPILE_MODES, WORKLOADS)))
 def test_every_cpu_combination_runs_or_has_a_reason(layout, precision, compile, workload):
     reason = modes.skip_reason(case(layout, precision, compile, workload))
-    if {precision, compile} & CPU_CANNOT:
+    if precision == "int8":  # the pytorch backend's int8: PT2E, inference, compiled (bench.core.backends.pytorch)
+        if workload == "train" or compile == "none":
+            assert reason and ("for inference" in reason or "needs a compile mode" in reason), reason
+        elif compile in CPU_CANNOT:
+            assert reason and "CUDA" in reason, reason
+        else:
+            assert reason is None or "torchao" in reason, reason
+    elif {precision, compile} & CPU_CANNOT:
         assert reason and ("CUDA" in reason or "TF32" in reason)
     else:
         assert reason is None

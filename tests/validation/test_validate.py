@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from bench import validate as V
-from bench.core import ratios, stats
+from bench.core import ratios
 from bench.cli import main
 from bench.core.timing import TimingConfig
 
