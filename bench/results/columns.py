@@ -175,8 +175,9 @@ SCHEMA: list[Column] = [
       "ConvInteger nodes of the optimised graph, OpenVINO convolutions with runtime precision I8/U8); "
       "an int8 case with none is an error"),
     C("int8_how", doc="int8: the quantization (tool, format, granularity)"),
-    C("int8_kernels", "calls", "int8 on pytorch/aoti: oneDNN int8 kernel calls (qconv/qlinear) in one profiled step "
-      "after compilation; an int8 case with none is an error"),
+    C("int8_kernels", "calls", "int8 on pytorch: oneDNN int8 kernel calls (qconv/qlinear) in one profiled step after "
+      "compilation; on aoti: qconv/qlinear call sites in the package's C++ wrapper (its C shim records no "
+      "profiler event); an int8 case with none is an error"),
     C("first_call_s", "s", "the first call, timed apart"),
     # numerics against eager fp32
     C("max_abs_diff", "", "max |output - eager fp32 output| on the same weights and input"),

@@ -105,11 +105,12 @@ def test_a_real_runtime_builds_and_matches_eager_fp32(tmp_path, capsys, backend,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend,module", [("onnxruntime", "onnxruntime"), ("openvino", "nncf"),
-                                            ("pytorch", "torchao")])
+                                            ("pytorch", "torchao"), ("aoti", "torchao")])
 def test_int8_runs_int8_kernels_and_reports_its_fidelity(tmp_path, capsys, backend, module):
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not installed")
-    layout, comp = ("channels_last", "default") if backend == "pytorch" else ("contiguous", "none")
+    layout, comp = {"pytorch": ("channels_last", "default"), "aoti": ("channels_last", "none")}.get(
+        backend, ("contiguous", "none"))
     args = [a for a in TINY]
     args[args.index("--layouts") + 1] = layout
     args[args.index("--precisions") + 1] = "int8"
@@ -118,8 +119,8 @@ def test_int8_runs_int8_kernels_and_reports_its_fidelity(tmp_path, capsys, backe
     (row,) = [r for r in json.loads(capsys.readouterr().out) if r["precision"] == "int8"]
     assert row["status"] == "ok", row.get("error")
     assert row["int8_ops"] > 0 and row["int8_how"]
-    if backend == "pytorch":
-        assert row["int8_kernels"] > 0  # counted in a profiled step after compilation
+    if backend in ("pytorch", "aoti"):
+        assert row["int8_kernels"] > 0  # a profiled step after compilation; aoti: the package's wrapper
     assert 0 <= row["top1_agreement"] <= 1 and row["check_images"] == 8 and row["output_cosine"] > 0.9
 
 
@@ -131,3 +132,26 @@ def test_an_int8_graph_that_runs_no_int8_kernel_is_an_error():
     conv = torch.nn.Conv2d(3, 4, 3)
     with pytest.raises(RuntimeError, match="calls no int8 kernel"):
         int8.kernels_run(lambda: conv(torch.zeros(1, 3, 8, 8)))  # an fp32 step: nothing to count
+
+
+def test_an_aoti_package_is_checked_in_its_wrapper(tmp_path):
+    """AOTInductor calls oneDNN's int8 kernels through its C shim, which the profiler does not
+    see: the package's generated wrapper is where the calls are counted."""
+    import zipfile
+
+    from bench.core.backends import int8
+
+    def package(name: str, text: str):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("model/data/aotinductor/model/abc.wrapper.cpp", text)
+            z.writestr("model/data/aotinductor/model/abc.kernel.cpp", "aoti_torch_cpu__qconv_pointwise_tensor(")
+        return str(path)
+
+    calls = ("AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_cpu__qconv_pointwise_tensor(buf0, x_scale));\n"
+             "AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_cpu__qconv2d_pointwise_binary_tensor(buf1));\n"
+             "AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_cpu__qlinear_pointwise_tensor(buf2));\n"
+             "// qconv_prepack_ in a comment is no call\n")
+    assert int8.kernels_in_aoti_package(package("int8.pt2", calls)) == {"int8_kernels": 3}
+    with pytest.raises(RuntimeError, match="calls no int8 kernel"):
+        int8.kernels_in_aoti_package(package("fp32.pt2", "aoti_torch_cpu_convolution(buf0);"))

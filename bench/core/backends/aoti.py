@@ -65,7 +65,7 @@ class AOTInductor(Backend):
         info["backend_info"] = f"AOTInductor package, torch {torch.__version__}"
         verify = None
         if case.precision == "int8":
-            from bench.core.backends.int8 import kernels_run
+            from bench.core.backends.int8 import kernels_in_aoti_package
 
-            verify = lambda: kernels_run(step)  # noqa: E731
+            verify = lambda: kernels_in_aoti_package(path)  # noqa: E731
         return Built(step=step, infer=infer, model=None, info=info, keep=keep, verify=verify)
