@@ -228,7 +228,7 @@ def _run(args, executor_for, executor_name: str, isolate: bool, command: str, sc
 
 #: Steps of the stage pass in round 1 (bench.core.stages): a few, so that it adds well under a
 #: fifth to a case's time in its round.
-STAGE_PASS_STEPS = 6
+STAGE_PASS_STEPS = 4  # 6 cost 12-24% of a round-1 visit (results/stages-cpu/checks.md, first run); 4: under 20%
 
 
 def device_peak(device: str, threads: int | None, precisions: tuple[str, ...]) -> dict:

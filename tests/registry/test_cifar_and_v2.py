@@ -154,8 +154,8 @@ def test_the_cifar_preset_runs_on_cpu(tmp_path, capsys):
 
     out = tmp_path / "cifar"
     assert main(["run", "--preset", "cifar", "--layouts", "contiguous", "--precisions", "fp32", "--compile", "none",
-                 "--no-isolate", "--threads", "1", "--max-time", "0.2", "--min-samples", "3", "--max-warmup", "0.5",
-                 "--quiet", "--format", "json", "--out", str(out)]) == 0
+                 "--no-isolate", "--threads", "1", "--rounds", "1", "--no-stages", "--max-time", "0.2",
+                 "--min-samples", "3", "--max-warmup", "0.5", "--quiet", "--format", "json", "--out", str(out)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == list(CIFAR_MODELS)
     assert {r["image_size"] for r in rows} == {32} and {r["status"] for r in rows} == {"ok"}
