@@ -137,7 +137,7 @@ def test_ddp_is_a_sweep_axis_of_train_cases_and_plain_keys_stay_as_they_were():
     assert Case.from_dict({k: v for k, v in plain.as_dict().items() if k != "ddp"}) == plain
 
 
-@pytest.mark.parametrize("run", ["quick-cpu", "cifar-cpu"])
+@pytest.mark.parametrize("run", ["quick-cpu-v0", "cifar-cpu"])
 def test_results_written_before_ddp_load_and_keep_their_keys_and_fingerprint(run):
     """Committed runs were written by code without ddp: their rows answer their planned cases and
     their stored fingerprint is still the one this code computes (so they still resume)."""

@@ -160,12 +160,13 @@ def test_unwritable_output_directory(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown"])
 def test_results_written_before_the_layout_change_still_load_and_report(fmt, capsys):
-    """results/quick-cpu was written by the flat bench/ of commit 77bc56e."""
+    """results/quick-cpu-v0 was written by the flat bench/ of commit 77bc56e (re-measured later as
+    results/quick-cpu, kept as data)."""
     from pathlib import Path
 
     from bench.cli import main
 
-    run = Path(__file__).resolve().parents[2] / "results" / "quick-cpu"
+    run = Path(__file__).resolve().parents[2] / "results" / "quick-cpu-v0"
     rs = load.load_results(run)
     assert len(rs.rows) == 24 and rs.fingerprint and rs.settings["planned_cases"]
     assert load.load_results(run / "rows.jsonl").rows == rs.rows
