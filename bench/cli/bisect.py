@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import escape
 from bench.cli import common_args as A
 from bench.cli import history_args as H
+from bench.cli.check import cases_and_settings
 from bench.errors import UserError
 
 
@@ -56,7 +57,7 @@ def run(args) -> int:
     for sha in (good_sha, bad_sha):
         if not gitrange.measurable(repo, sha):
             raise UserError(f"{sha[:12]} has no isolated worker (bench/execute/worker.py): it cannot be measured")
-    _device, cases, settings, env = H.cases_and_settings(args)
+    _device, cases, settings, env = cases_and_settings(args)
     if len(cases) != 1:
         raise UserError(f"bisect follows one case; these flags give {len(cases)} (e.g. "
                         f"{'; '.join(c.label() for c in cases[:2])}): narrow --models/--image-sizes/...")

@@ -112,9 +112,35 @@ def parse_threshold(text: str) -> float:
     return A.parse_fraction(text, "--threshold")
 
 
+def cases_and_settings(args):
+    """(device, cases, settings, env): the cases asked (speed-gate defaults) and the gate's settings."""
+    import torch
+
+    from bench.core import devices
+    from bench.core import env as E
+    from bench.gates import speed
+
+    A.check_threads(args.threads)
+    for flag in ("max_time", "min_time", "max_warmup"):
+        A.check_seconds(getattr(args, flag), "--" + flag.replace("_", "-"))
+    device = devices.resolve_device(args.device or "auto")
+    cases = speed_cases(args, device)
+    settings = speed.gate_settings(device, threads=args.threads, round_time_s=args.max_time,
+                                   min_samples=args.min_samples, min_time_s=args.min_time,
+                                   max_warmup_s=args.max_warmup)
+    env = E.collect(device, settings.threads or torch.get_num_threads())
+    return device, cases, settings, env
+
+
 def speed_cases(args, device: str) -> list:
     """The cases asked, exactly (no reference mode added), with the gate's small defaults."""
-    from bench.core.case import MIN_IMAGE_SIZE, WORKLOADS, Sweep, check_sizes, expand_models
+    from bench.core.case import (
+        MIN_IMAGE_SIZE,
+        WORKLOADS,
+        Sweep,
+        check_sizes,
+        expand_models,
+    )
 
     get = lambda flag: SPEED_DEFAULTS[flag] if getattr(args, flag) is None else getattr(args, flag)  # noqa: E731
     defaults = {"layout": A.split_list(SPEED_DEFAULTS["layouts"]),
@@ -135,10 +161,6 @@ def speed_cases(args, device: str) -> list:
 
 
 def run_speed(args) -> int:
-    import torch
-
-    from bench.core import devices
-    from bench.core import env as E
     from bench.gates import speed
     from bench.report.terminal import speed_gate_text
     from bench.results.files import atomic_write, json_safe
@@ -157,13 +179,7 @@ def run_speed(args) -> int:
     if args.out:  # before measuring: a gate's samples must have somewhere to go
         A.check_output_file(args.out, "--out", replaceable=is_gate_doc)
     log = _log(args.quiet)
-    A.check_threads(args.threads)
-    device = devices.resolve_device(args.device or "auto")
-    cases = speed_cases(args, device)
-    settings = speed.gate_settings(device, threads=args.threads, round_time_s=args.max_time,
-                                   min_samples=args.min_samples, min_time_s=args.min_time,
-                                   max_warmup_s=args.max_warmup)
-    env = E.collect(device, settings.threads or torch.get_num_threads())
+    device, cases, settings, env = cases_and_settings(args)
     command = shlex.join(["resnet-bench"] + (args.argv if args.argv is not None else sys.argv[1:]))
     try:
         doc = speed.run_gate(cases, settings, rounds=args.rounds, threshold=threshold, alpha=args.alpha, env=env,
@@ -194,7 +210,6 @@ def is_gate_doc(path: Path) -> bool:
 def _recheck(path: str, threshold: float, alpha: float, report_only: bool) -> int:
     from bench.gates import speed
     from bench.report.terminal import speed_gate_text
-
     from bench.results.files import read_text
 
     p = Path(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import escape
 from bench.cli import common_args as A
 from bench.cli import history_args as H
+from bench.cli.check import cases_and_settings
 from bench.errors import UserError
 
 
@@ -59,7 +60,7 @@ def run(args) -> int:
     database = H.open_database(args) if args.db is not None else None  # before measuring: a bad URL fails fast
     try:
         exact_md, exact_ok = ("", True) if args.no_exact else _exact(log)
-        _device, cases, settings, env = H.cases_and_settings(args)
+        _device, cases, settings, env = cases_and_settings(args)
         try:
             doc = speed.run_gate(cases, settings, rounds=args.rounds, threshold=threshold, alpha=speed.DEFAULT_ALPHA,
                                  env=env, command=H.command_line(args), base_ref=args.base_ref, log=log)

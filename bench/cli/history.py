@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import escape
 from bench.cli import common_args as A
 from bench.cli import history_args as H
+from bench.cli.check import cases_and_settings
 from bench.errors import UserError
 
 DEFAULT_ROUNDS = 5
@@ -70,7 +71,7 @@ def run_history(args) -> int:
         raise UserError(f"--window must be at least 2 (neighbours side by side), got {args.window}")
     repo = gitrange.toplevel(Path.cwd())
     commits = gitrange.commits_in(repo, args.rev_range, args.every)
-    _device, cases, settings, env = H.cases_and_settings(args)
+    _device, cases, settings, env = cases_and_settings(args)
     log = H.logger(args.quiet)
     with H.open_database(args) as database:
         log(f"history: {len(commits)} commit(s) of {args.rev_range} x {len(cases)} case(s), {args.rounds} rounds, "

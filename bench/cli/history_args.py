@@ -46,27 +46,6 @@ def add_case_flags(p, what: str) -> None:
     })
 
 
-def cases_and_settings(args):
-    """(device, cases, settings, env): the cases asked (speed-gate defaults) and the gate's settings."""
-    import torch
-
-    from bench.cli.check import speed_cases
-    from bench.core import devices
-    from bench.core import env as E
-    from bench.gates import speed
-
-    A.check_threads(args.threads)
-    for flag in ("max_time", "min_time", "max_warmup"):
-        A.check_seconds(getattr(args, flag), "--" + flag.replace("_", "-"))
-    device = devices.resolve_device(args.device or "auto")
-    cases = speed_cases(args, device)
-    settings = speed.gate_settings(device, threads=args.threads, round_time_s=args.max_time,
-                                   min_samples=args.min_samples, min_time_s=args.min_time,
-                                   max_warmup_s=args.max_warmup)
-    env = E.collect(device, settings.threads or torch.get_num_threads())
-    return device, cases, settings, env
-
-
 def check_rounds(rounds: int, minimum: int = 2) -> None:
     if rounds < minimum:
         raise UserError(f"--rounds must be at least {minimum} (one round gives no interval), got {rounds}")
