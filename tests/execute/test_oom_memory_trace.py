@@ -153,6 +153,7 @@ print(json.dumps({"cap": cap, "per_image_mb": MEM_PER_IMAGE_MB, "row": runner.ru
 """
 
 
+@pytest.mark.serial  # failed once in three fresh-clone runs beside another worker's test; passes alone
 def test_search_under_a_memory_cap_stops_below_it():
     """In a fresh process, as every search runs (a worker per model): a long-lived process's
     peak RSS also moves with memory earlier work left behind, which no cap can predict."""
